@@ -1,0 +1,226 @@
+"""`hybrid-gp`: the problem-suite command line, a thin face over hybrid_gp.api.
+
+Exit status: 0 done; 2 a usage or config error (one line naming what was wrong);
+1 a runtime failure. Set HYBRID_GP_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hybrid-gp", description="Evolve programs with GP and LLM rewrites.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("list", help="list the shipped problems")
+    p.add_argument("--suite", help="only this suite (nguyen, keijzer, ...)")
+
+    p = sub.add_parser("run", help="evolve programs for a problem")
+    p.add_argument("problem", help="problem name (see `hybrid-gp list`)")
+    p.add_argument("--seed", type=_non_negative_int, default=0, help="root seed (default 0)")
+    p.add_argument("--runs", type=_positive_int, default=1,
+                   help="number of runs, seeds SEED..SEED+RUNS-1")
+    p.add_argument("--max-evals", type=_positive_int, default=None,
+                   help="real evaluations (cache hits are free)")
+    p.add_argument("--time-budget", type=_positive_float, default=None, help="wall seconds")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run directory (default runs/PROBLEM-sSEED-TIME)")
+    p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="PATH=VALUE", help="any config field, e.g. search.population_size=200")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return _COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"hybrid-gp {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and friends
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
+        return 0
+    except KeyboardInterrupt:
+        print(f"hybrid-gp {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a runtime failure: one line, unless debugging
+        if os.environ.get("HYBRID_GP_DEBUG"):
+            raise
+        print(f"hybrid-gp {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .problem import get_problem, list_problems
+
+    names = list_problems(args.suite)
+    print(f"{'suite':<10} {'name':<16} {'vars':>4} {'rows':>6}  grammar  description")
+    for name in names:
+        p = get_problem(name)
+        print(f"{p.suite:<10} {p.name:<16} {p.n_features:>4} {p.train.n_rows:>6}  "
+              f"{p.grammar.name:<8} {p.description}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .api import make_config, run_config
+    from .config import apply_overrides
+    from .problem import get_problem
+
+    problem = get_problem(args.problem)
+    base = make_config(problem.name, args.seed, args.max_evals, args.time_budget, args.n_jobs)
+    base = apply_overrides(base, args.overrides)
+    results = []
+    for k in range(args.runs):
+        seed = args.seed + k
+        config = base.clone(override={"seed": seed})
+        out = _run_dir(args.out, problem.name, seed, args.runs)
+        progress = None if args.quiet else _Progress(f"{problem.name} s{seed}")
+        result = run_config(config, problem=problem, out_dir=out,
+                            on_event=progress.update if progress else None)
+        if progress:
+            progress.close()
+        _print_result(result)
+        results.append(result)
+    if len(results) > 1:
+        _print_summary(results)
+    return 0
+
+
+def _run_dir(out: Path | None, problem: str, seed: int, runs: int) -> Path:
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = Path("runs") / f"{problem}-s{seed}-{stamp}"
+    else:
+        path = out / f"seed{seed}" if runs > 1 else out
+    if (path / "config.json").exists():
+        raise UserError(f"{path} already holds a run; resume it with `hybrid-gp resume {path}` "
+                        f"or choose another --out")
+    return path
+
+
+class _Progress:
+    """One status line on stderr: redrawn in place on a terminal, else every 2 s."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def update(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "generation":
+            return
+        now = time.monotonic()
+        if not self.tty and now - self.last < 2.0:
+            return
+        self.last = now
+        rate = event["clock"].get("evaluations_per_second") or 0.0
+        best = event["best_error"]
+        line = (f"{self.label} | gen {event['generation']:>5} | best {_fmt(best)} | "
+                f"size {event['best_complexity'] or 0:>4.0f} | {event['evaluations']:>9,} evals "
+                f"| {rate / 1000:7.1f}k evals/s")
+        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
+              file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def _fmt(x: float | None) -> str:
+    return "     inf" if x is None else f"{x:8.2e}"
+
+
+def _print_result(result: Any) -> None:
+    from .convert import readable_sympy
+
+    s = result.stats
+    p = result.problem
+    print(f"{p.name} seed {result.config.seed}: stopped by {result.stop_reason} after "
+          f"{s['generations']} generations, {s['evaluations']:,} evaluations "
+          f"({s['cache_hits']:,} cache hits) in {s['wall_seconds']:.1f} s")
+    if result.best is None:
+        print("  no program was scored")
+        return
+    metric = p.metric
+    print(f"best: {readable_sympy(result.best)}")
+    print(f"  train {metric} {result.best_error:.3g}, size {result.best.size}"
+          + (f", test {metric} {result.test_error:.3g}" if result.test_error is not None
+             else ""))
+    print(f"  program: {result.best}")
+    if result.out_dir is not None:
+        print(f"  run directory: {result.out_dir}")
+
+
+def _print_summary(results: list[Any]) -> None:
+    errors = [r.best_error for r in results]
+    solved = sum(e <= r.problem.budget.target_error for e, r in zip(errors, results,
+                                                                   strict=True))
+    print(f"\n{len(results)} runs: median train error {sorted(errors)[len(errors) // 2]:.3g}; "
+          f"{solved} reached the target error")
+
+
+_COMMANDS = {"list": _cmd_list, "run": _cmd_run}

@@ -1,0 +1,66 @@
+"""Compile a batch of Programs into the flat arrays the kernels read.
+
+Programs already store prefix node codes, so compiling is one concatenation plus a
+table lookup that turns primitive positions into kernel opcodes. Programs of different
+grammars may share a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+import numpy as np
+
+from .kernels import opcodes as oc
+from .kernels.interpreter import batch_stack_depth
+from .program import Program
+
+
+@dataclass(frozen=True)
+class CompiledBatch:
+    """Kernel input: node codes (prefix) and constants, each with offsets per program."""
+
+    codes: np.ndarray  # int32; c >= 0 opcode, -1 constant, -k-2 variable k
+    code_offsets: np.ndarray  # int64, n_programs + 1
+    consts: np.ndarray  # float64
+    const_offsets: np.ndarray  # int64, n_programs + 1
+    n_features: int  # 1 + highest variable index used (0 if none)
+    depth: int  # deepest evaluation stack over the batch
+
+    @property
+    def n_programs(self) -> int:
+        return len(self.code_offsets) - 1
+
+    def arrays(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """The tuple the kernels take, with constants in the evaluation dtype."""
+        return (self.codes, self.code_offsets, self.consts.astype(dtype, copy=False),
+                self.const_offsets, oc.ARITY)
+
+
+def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
+    """Concatenate the programs' codes and constants; map primitives to opcodes."""
+    n = len(programs)
+    code_off = np.zeros(n + 1, dtype=np.int64)
+    const_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(p.codes) for p in programs], out=code_off[1:])
+    np.cumsum([len(p.consts) for p in programs], out=const_off[1:])
+    codes = np.fromiter(chain.from_iterable(p.codes for p in programs), dtype=np.int32,
+                        count=int(code_off[-1]))
+    consts = np.fromiter(chain.from_iterable(p.consts for p in programs), dtype=np.float64,
+                         count=int(const_off[-1]))
+    grammars = {id(p.grammar): p.grammar for p in programs}
+    if len(grammars) == 1:
+        opmap = next(iter(grammars.values())).opmap
+        prim = codes >= 0
+        codes[prim] = opmap[codes[prim]]
+    else:  # mixed grammars: map each program's segment with its own table
+        for k, p in enumerate(programs):
+            seg = codes[code_off[k]:code_off[k + 1]]
+            prim = seg >= 0
+            seg[prim] = p.grammar.opmap[seg[prim]]
+    low = int(codes.min()) if len(codes) else 0
+    n_features = -low - 1 if low < -1 else 0
+    depth = int(batch_stack_depth(codes, code_off, oc.ARITY)) if n else 1
+    return CompiledBatch(codes, code_off, consts, const_off, n_features, depth)

@@ -1,0 +1,135 @@
+"""Run configuration as PyGlove objects: typed, validated, JSON round-trip.
+
+Every run saves `pg.to_json_str(config)` to config.json; `hybrid-gp run --set a.b=v`
+is a `rebind`. Serialisation keys are fixed strings, so moving a class does not break
+old run directories. A field left at None takes the problem's default.
+"""
+# No `from __future__ import annotations`: PyGlove reads the field annotations.
+
+import ast
+import json
+from typing import Any
+
+import pyglove as pg
+
+from .errors import ConfigError
+
+
+def stable_name(key: str):
+    """Class decorator: save and load this PyGlove class under a fixed JSON type name."""
+
+    def register(cls):
+        cls.register_for_deserialization(key)
+        return cls
+
+    return register
+
+
+_OPT_INT = pg.typing.Int(min_value=1).noneable()
+_OPT_FLOAT = pg.typing.Float(min_value=0.0).noneable()
+
+
+@stable_name("hybrid_gp.OperatorRates")
+class OperatorRates(pg.Object):
+    """Relative weights of the classic operators (normalised when used)."""
+
+    crossover: pg.typing.Annotated[pg.typing.Float(min_value=0.0), "subtree crossover"] = 0.5
+    subtree: pg.typing.Annotated[pg.typing.Float(min_value=0.0), "subtree mutation"] = 0.2
+    point: pg.typing.Annotated[pg.typing.Float(min_value=0.0), "point mutation"] = 0.15
+    hoist: pg.typing.Annotated[pg.typing.Float(min_value=0.0), "hoist mutation"] = 0.05
+    shrink: pg.typing.Annotated[pg.typing.Float(min_value=0.0), "shrink mutation"] = 0.05
+    constant: pg.typing.Annotated[pg.typing.Float(min_value=0.0),
+                                  "Gaussian constant perturbation"] = 0.05
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.sym_init_args.items()}
+
+
+@stable_name("hybrid_gp.SearchConfig")
+class SearchConfig(pg.Object):
+    """Population, budget and variation settings."""
+
+    population_size: pg.typing.Annotated[_OPT_INT, "individuals per generation"] = None
+    max_evaluations: pg.typing.Annotated[_OPT_INT, "real fitness evaluations (cache hits "
+                                                   "are free)"] = None
+    generations: pg.typing.Annotated[_OPT_INT, "generations"] = None
+    time_budget: pg.typing.Annotated[_OPT_FLOAT, "wall seconds"] = None
+    target_error: pg.typing.Annotated[_OPT_FLOAT, "stop when the best error is at most "
+                                                  "this"] = None
+    max_depth: pg.typing.Annotated[_OPT_INT, "depth limit of every program"] = None
+    max_size: pg.typing.Annotated[_OPT_INT, "node limit of every program"] = None
+    tournament_size: pg.typing.Annotated[pg.typing.Int(min_value=1), "tournament size"] = 4
+    elitism: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                 "best programs copied unchanged into the next generation"] = 5
+    init_min_depth: pg.typing.Annotated[pg.typing.Int(min_value=0), "ramped init"] = 1
+    init_max_depth: pg.typing.Annotated[pg.typing.Int(min_value=0), "ramped init"] = 5
+    mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                        "depth of subtrees grown by mutation"] = 4
+    operators: OperatorRates = OperatorRates()
+
+
+@stable_name("hybrid_gp.RunConfig")
+class RunConfig(pg.Object):
+    """Everything needed to rerun a run: the problem, the seed and all settings."""
+
+    problem: pg.typing.Annotated[str, "problem name (hybrid-gp list)"]
+    seed: pg.typing.Annotated[pg.typing.Int(min_value=0), "root seed of every stream"] = 0
+    n_jobs: pg.typing.Annotated[pg.typing.Int(), "threads for evaluation (-1: all)"] = 1
+    search: SearchConfig = SearchConfig()
+
+
+def to_json(config: pg.Object) -> str:
+    return pg.to_json_str(config, json_indent=2)
+
+
+def from_json(text: str) -> RunConfig:
+    try:
+        obj = pg.from_json_str(text)
+    except Exception as exc:  # PyGlove raises several types for bad documents
+        raise ConfigError(f"config.json is not a valid run config: {exc}") from None
+    if not isinstance(obj, RunConfig):
+        raise ConfigError(f"config.json holds a {type(obj).__name__}, expected a RunConfig")
+    return obj
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a Python/JSON literal when it reads as one, else the string."""
+    for reader in (json.loads, ast.literal_eval):
+        try:
+            return reader(text)
+        except (ValueError, SyntaxError, TypeError, json.JSONDecodeError):
+            continue
+    return text
+
+
+def apply_overrides(config: pg.Object, assignments: list[str]) -> pg.Object:
+    """Apply `dotted.path=value` assignments; errors name the path and the problem."""
+    config = config.clone(deep=True)
+    for item in assignments:
+        path, sep, raw = item.partition("=")
+        path = path.strip()
+        if not sep or not path:
+            raise ConfigError(f"--set {item!r}: expected dotted.path=value")
+        _check_path(config, path)
+        try:
+            config.rebind({path: parse_value(raw.strip())})
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ConfigError(f"--set {path}: {_first_line(exc)}") from None
+    return config
+
+
+def _check_path(config: pg.Object, path: str) -> None:
+    node: Any = config
+    walked = []
+    for part in path.split("."):
+        keys = list(node.sym_init_args.keys()) if isinstance(node, pg.Object) else []
+        if part not in keys:
+            where = ".".join(walked) or "config"
+            raise ConfigError(f"--set {path}: {where} has no field {part!r}; expected one of: "
+                              f"{', '.join(keys) or '(none)'}")
+        walked.append(part)
+        node = getattr(node, part)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

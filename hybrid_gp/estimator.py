@@ -1,0 +1,88 @@
+"""SymbolicRegressor: the scikit-learn face of `hg.run`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .api import make_config, run_config
+from .convert import readable_sympy
+from .problem import Budget, Problem
+
+
+class SymbolicRegressor(RegressorMixin, BaseEstimator):
+    """Find a formula y ~ f(X) by genetic programming (and LLM rewrites, with `llm`).
+
+    Parameters are stored as given; `fit` validates them. `max_evaluations` counts
+    real evaluations (cache hits are free); `time_budget` is in seconds. With
+    random_state fixed, the result does not depend on n_jobs.
+
+    Fitted attributes: `program_` (the chosen Program), `pareto_front_` (list of
+    (complexity, error, Program), simplest first), `run_` (the RunResult),
+    `n_features_in_`, `feature_names_in_` (when X has column names).
+    """
+
+    def __init__(self, *, grammar: str = "full", population_size: int = 500,
+                 max_evaluations: int | None = 100_000, time_budget: float | None = None,
+                 generations: int | None = None, max_depth: int = 12, max_size: int = 60,
+                 random_state: int | np.random.Generator | None = None, n_jobs: int = 1,
+                 llm: Any = None):
+        self.grammar = grammar
+        self.population_size = population_size
+        self.max_evaluations = max_evaluations
+        self.time_budget = time_budget
+        self.generations = generations
+        self.max_depth = max_depth
+        self.max_size = max_size
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.llm = llm
+
+    def fit(self, X: Any, y: Any) -> SymbolicRegressor:
+        X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
+        budget = Budget(population_size=self.population_size,
+                        max_evaluations=self.max_evaluations, generations=self.generations,
+                        time_budget=self.time_budget, max_depth=self.max_depth,
+                        max_size=self.max_size, target_error=0.0)
+        problem = Problem.from_data(X, y, grammar=self.grammar, budget=budget)
+        config = make_config(problem.name, _seed(self.random_state), n_jobs=self.n_jobs)
+        if self.llm is not None:
+            raise NotImplementedError("llm operators arrive with the LLM issue")
+        result = run_config(config, problem=problem)
+        self.run_ = result
+        self.pareto_front_ = result.pareto_front
+        self.program_ = result.best
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "program_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self.program_.evaluate(X)
+
+    def sympy(self) -> sp.Expr:
+        """The chosen program as a simplified sympy expression."""
+        check_is_fitted(self, "program_")
+        return readable_sympy(self.program_)
+
+    def latex(self) -> str:
+        return sp.latex(self.sympy())
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _seed(random_state: int | np.random.Generator | np.random.RandomState | None) -> int:
+    """An int root seed; None draws fresh entropy from the OS (not a global RNG)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31))
+    return int(random_state)

@@ -1,0 +1,1 @@
+"""Variation operators: classic GP (classic.py), the portfolio (portfolio.py)."""

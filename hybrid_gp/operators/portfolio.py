@@ -1,0 +1,152 @@
+"""The operator portfolio: how each child of a generation is made.
+
+The engine sees operators only through `Portfolio.breed`. A portfolio draws one
+operator per child (here by fixed rates), applies it to the tournament winners, and
+falls back to subtree mutation, then to a copy of the first parent, when an operator
+does not apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..grammar import Grammar
+from ..program import Program
+from . import classic
+
+
+@dataclass(frozen=True)
+class VariationContext:
+    """What operators need to know beyond their parents."""
+
+    grammar: Grammar
+    n_features: int
+    max_depth: int
+    max_size: int
+    mutation_depth: int = 4
+
+
+OperatorFn = Callable[[Program, Program, np.random.Generator, VariationContext],
+                      Program | None]
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A named way to make one child from (up to) two parents."""
+
+    name: str
+    n_parents: int
+    fn: OperatorFn
+
+
+def _crossover(a: Program, b: Program, rng: np.random.Generator,
+               ctx: VariationContext) -> Program | None:
+    return classic.subtree_crossover(a, b, rng, max_depth=ctx.max_depth, max_size=ctx.max_size)
+
+
+def _subtree(a: Program, b: Program, rng: np.random.Generator,
+             ctx: VariationContext) -> Program | None:
+    return classic.subtree_mutation(a, rng, n_features=ctx.n_features, max_depth=ctx.max_depth,
+                                    max_size=ctx.max_size, new_depth=ctx.mutation_depth)
+
+
+def _point(a: Program, b: Program, rng: np.random.Generator,
+           ctx: VariationContext) -> Program | None:
+    return classic.point_mutation(a, rng, n_features=ctx.n_features)
+
+
+def _hoist(a: Program, b: Program, rng: np.random.Generator,
+           ctx: VariationContext) -> Program | None:
+    return classic.hoist_mutation(a, rng)
+
+
+def _shrink(a: Program, b: Program, rng: np.random.Generator,
+            ctx: VariationContext) -> Program | None:
+    return classic.shrink_mutation(a, rng)
+
+
+def _constant(a: Program, b: Program, rng: np.random.Generator,
+              ctx: VariationContext) -> Program | None:
+    return classic.constant_perturbation(a, rng)
+
+
+CLASSIC: dict[str, Operator] = {
+    op.name: op
+    for op in [
+        Operator("crossover", 2, _crossover),
+        Operator("subtree", 1, _subtree),
+        Operator("point", 1, _point),
+        Operator("hoist", 1, _hoist),
+        Operator("shrink", 1, _shrink),
+        Operator("constant", 1, _constant),
+    ]
+}
+
+
+@dataclass
+class Brood:
+    """A generation's children and where each came from (for the genealogy)."""
+
+    children: list[Program] = field(default_factory=list)
+    operators: list[str] = field(default_factory=list)
+    parents: list[tuple[int, ...]] = field(default_factory=list)
+    fallbacks: int = 0
+
+
+@dataclass
+class Portfolio:
+    """Operators with fixed selection weights."""
+
+    operators: list[Operator]
+    weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.weights = np.asarray(self.weights, dtype=np.float64)
+        self.weights = self.weights / self.weights.sum()
+
+    def breed(self, population: Sequence[Program], first: np.ndarray, second: np.ndarray,
+              rng: np.random.Generator, ctx: VariationContext) -> Brood:
+        """One child per entry of `first` (indices of tournament winners)."""
+        picks = rng.choice(len(self.operators), size=len(first), p=self.weights)
+        brood = Brood()
+        fallback = CLASSIC["subtree"]
+        for k, i in enumerate(first.tolist()):
+            op = self.operators[picks[k]]
+            j = int(second[k])
+            a, b = population[i], population[j]
+            child = op.fn(a, b, rng, ctx)
+            name = op.name
+            if child is None:
+                brood.fallbacks += 1
+                child = fallback.fn(a, b, rng, ctx)
+                name = fallback.name
+                if child is None:
+                    child, name = a, "copy"
+            brood.children.append(child)
+            brood.operators.append(name)
+            brood.parents.append((i, j) if name == "crossover" else (i,))
+        return brood
+
+
+def classic_portfolio(rates: dict[str, float], grammar: Grammar) -> Portfolio:
+    """A fixed-rate portfolio of the classic operators; operators that cannot apply to
+    the grammar (constant perturbation without constants) get weight 0."""
+    unknown = set(rates) - set(CLASSIC)
+    if unknown:
+        raise ConfigError(f"search.operators: unknown operator {sorted(unknown)[0]!r}; "
+                          f"expected some of: {', '.join(CLASSIC)}")
+    ops, weights = [], []
+    for name, w in rates.items():
+        if name == "constant" and not grammar.constants.enabled:
+            continue
+        if w > 0:
+            ops.append(CLASSIC[name])
+            weights.append(w)
+    if not ops:
+        raise ConfigError("search.operators: no operator with a rate > 0 applies to grammar "
+                          f"{grammar.name!r}")
+    return Portfolio(ops, np.array(weights))

@@ -1,0 +1,1 @@
+"""Search: populations, selection, archive, the generational engine."""
