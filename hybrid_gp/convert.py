@@ -92,7 +92,7 @@ class _FromSympy:
             # binary nodes whose first argument is the running result.
         return None
 
-    def build(self, e: Any, want: str) -> None:  # noqa: C901 - one case per sympy kind
+    def build(self, e: Any, want: str) -> None:
         if isinstance(e, sp.Symbol):
             return self.variable(e, want)
         if e.is_Number or e in (sp.pi, sp.E) or isinstance(e, sp.NumberSymbol):

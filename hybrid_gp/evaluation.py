@@ -11,7 +11,7 @@ import numpy as np
 
 from .compiler import CompiledBatch, compile_batch
 from .errors import DataError, UserError
-from .kernels import interpreter as K
+from .kernels import interpreter as kern
 from .program import Program
 
 BLOCK_ROWS = 256  # rows per block: the evaluation stack (depth x block) stays in L1/L2
@@ -115,9 +115,9 @@ def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1) -> 
     arrays = batch.arrays(XT.dtype)
     if n_jobs > 1 and batch.n_programs > 1:
         numba.set_num_threads(n_jobs)
-        K.eval_batch_parallel(arrays, XT, out, BLOCK_ROWS, batch.depth)
+        kern.eval_batch_parallel(arrays, XT, out, BLOCK_ROWS, batch.depth)
     else:
-        K.eval_batch_serial(arrays, XT, out, BLOCK_ROWS, batch.depth)
+        kern.eval_batch_serial(arrays, XT, out, BLOCK_ROWS, batch.depth)
     return out
 
 
@@ -133,9 +133,9 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
     arrays = batch.arrays(XT.dtype)
     if n_jobs > 1 and batch.n_programs > 1:
         numba.set_num_threads(n_jobs)
-        K.mse_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+        kern.mse_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
     else:
-        K.mse_batch_serial(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+        kern.mse_batch_serial(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
     return out
 
 

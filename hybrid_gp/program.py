@@ -122,7 +122,7 @@ class Program:
         """Index one past the subtree rooted at node i."""
         return subtree_end(self.codes, self.grammar.arities, i)
 
-    def searchSubtree(self, begin: int) -> slice:  # noqa: N802 - DEAP's name
+    def searchSubtree(self, begin: int) -> slice:
         return slice(begin, self.subtree_end(begin))
 
     def node_type(self, i: int) -> str:

@@ -95,7 +95,7 @@ def _constant_ast(value: float) -> ast.expr:
 
 def _fill(pattern: ast.expr, args: list[ast.expr]) -> ast.expr:
     class Filler(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.expr:  # noqa: N802
+        def visit_Name(self, node: ast.Name) -> ast.expr:
             if node.id.startswith(_HOLE):
                 return args[int(node.id[len(_HOLE):])]
             return node
@@ -139,14 +139,14 @@ def _normalise(tree: ast.expr, text: str) -> ast.expr:
     """Flatten `a and b and c` into nested pairs; drop module prefixes (np.sin -> sin)."""
 
     class Normaliser(ast.NodeTransformer):
-        def visit_BoolOp(self, node: ast.BoolOp) -> ast.expr:  # noqa: N802
+        def visit_BoolOp(self, node: ast.BoolOp) -> ast.expr:
             self.generic_visit(node)
             acc = node.values[0]
             for v in node.values[1:]:
                 acc = ast.copy_location(ast.BoolOp(op=node.op, values=[acc, v]), node)
             return acc
 
-        def visit_Attribute(self, node: ast.Attribute) -> ast.expr:  # noqa: N802
+        def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
             if isinstance(node.value, ast.Name) and node.value.id in _MODULE_PREFIXES:
                 return ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
             raise ParseError(f"attribute access {ast.unparse(node)!r} is not allowed", text,

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import opcodes as oc
-from .vecmath import vexp, vlog, vsin, vcos
+from .vecmath import vcos, vexp, vlog, vsin
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -57,7 +57,7 @@ def batch_stack_depth(codes, code_off, arity):
 
 
 @njit(**_JIT)
-def _unary(op, a, nb):  # noqa: C901 - one branch per operation keeps each loop tight
+def _unary(op, a, nb):
     if op == NEG:
         for r in range(nb):
             a[r] = -a[r]
@@ -94,7 +94,7 @@ def _unary(op, a, nb):  # noqa: C901 - one branch per operation keeps each loop 
 
 
 @njit(**_JIT)
-def _binary(op, a, b, nb):  # noqa: C901
+def _binary(op, a, b, nb):
     """b[r] = op(a[r], b[r]); a is the first argument."""
     if op == ADD:
         for r in range(nb):
