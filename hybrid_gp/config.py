@@ -68,6 +68,28 @@ class SearchConfig(pg.Object):
     operators: OperatorRates = OperatorRates()
 
 
+@stable_name("hybrid_gp.CacheConfig")
+class CacheConfig(pg.Object):
+    """The functional-hash equivalence cache (docs/hashing.md)."""
+
+    enabled: pg.typing.Annotated[bool, "look every child up before evaluating it"] = True
+    mode: pg.typing.Annotated[pg.typing.Enum("standard", ["standard", "averaging", "forgetful",
+                                                          "audit"]),
+                              "what a hit does"] = "standard"
+    mantissa_bits: pg.typing.Annotated[pg.typing.Int(min_value=1, max_value=52),
+                                       "outputs are rounded to this many mantissa bits"] = 24
+    probe_size: pg.typing.Annotated[pg.typing.Int(min_value=1), "probe rows"] = 64
+    capacity: pg.typing.Annotated[pg.typing.Int(min_value=1), "entries kept (LRU)"] = 500_000
+    audit_rate: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=1.0),
+                                    "share of hits evaluated anyway (audit mode)"] = 0.05
+    audit_tolerance: pg.typing.Annotated[pg.typing.Float(min_value=0.0),
+                                         "relative fitness gap counted as a false merge"] = 1e-6
+    forget_p: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=1.0),
+                                  "chance a hit is dropped (forgetful mode)"] = 0.1
+    average_k: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                   "evaluations averaged per function (averaging mode)"] = 5
+
+
 @stable_name("hybrid_gp.RunConfig")
 class RunConfig(pg.Object):
     """Everything needed to rerun a run: the problem, the seed and all settings."""
@@ -76,6 +98,7 @@ class RunConfig(pg.Object):
     seed: pg.typing.Annotated[pg.typing.Int(min_value=0), "root seed of every stream"] = 0
     n_jobs: pg.typing.Annotated[pg.typing.Int(), "threads for evaluation (-1: all)"] = 1
     search: SearchConfig = SearchConfig()
+    cache: CacheConfig = CacheConfig()
 
 
 def to_json(config: pg.Object) -> str:

@@ -61,14 +61,15 @@ class OpInfo:
     arity: int
     infix: str  # default rendering; {0}, {1}, ... are the arguments
     logical: bool = False  # arguments and result are 0/1 truth values
+    commutative: bool = False  # op(a, b) == op(b, a) for every a, b
 
 
 OPS: dict[str, OpInfo] = {
     op.key: op
     for op in [
-        OpInfo("add", ADD, 2, "{0} + {1}"),
+        OpInfo("add", ADD, 2, "{0} + {1}", commutative=True),
         OpInfo("sub", SUB, 2, "{0} - {1}"),
-        OpInfo("mul", MUL, 2, "{0} * {1}"),
+        OpInfo("mul", MUL, 2, "{0} * {1}", commutative=True),
         OpInfo("div", DIV, 2, "{0} / {1}"),
         OpInfo("neg", NEG, 1, "neg({0})"),
         OpInfo("abs", ABS, 1, "abs({0})"),
@@ -80,16 +81,16 @@ OPS: dict[str, OpInfo] = {
         OpInfo("cos", COS, 1, "cos({0})"),
         OpInfo("tanh", TANH, 1, "tanh({0})"),
         OpInfo("pow", POW, 2, "{0} ** {1}"),
-        OpInfo("min", MIN, 2, "min({0}, {1})"),
-        OpInfo("max", MAX, 2, "max({0}, {1})"),
+        OpInfo("min", MIN, 2, "min({0}, {1})", commutative=True),
+        OpInfo("max", MAX, 2, "max({0}, {1})", commutative=True),
         OpInfo("cube", CUBE, 1, "cube({0})"),
         OpInfo("inv", INV, 1, "inv({0})"),
-        OpInfo("and", AND, 2, "{0} and {1}", logical=True),
-        OpInfo("or", OR, 2, "{0} or {1}", logical=True),
+        OpInfo("and", AND, 2, "{0} and {1}", logical=True, commutative=True),
+        OpInfo("or", OR, 2, "{0} or {1}", logical=True, commutative=True),
         OpInfo("not", NOT, 1, "not {0}", logical=True),
-        OpInfo("nand", NAND, 2, "nand({0}, {1})", logical=True),
-        OpInfo("nor", NOR, 2, "nor({0}, {1})", logical=True),
-        OpInfo("xor", XOR, 2, "xor({0}, {1})", logical=True),
+        OpInfo("nand", NAND, 2, "nand({0}, {1})", logical=True, commutative=True),
+        OpInfo("nor", NOR, 2, "nor({0}, {1})", logical=True, commutative=True),
+        OpInfo("xor", XOR, 2, "xor({0}, {1})", logical=True, commutative=True),
         OpInfo("if", IF, 3, "{1} if {0} else {2}"),
         OpInfo("gt", GT, 2, "{0} > {1}"),
         OpInfo("lt", LT, 2, "{0} < {1}"),
@@ -101,5 +102,11 @@ ARITY = np.zeros(N_OPCODES, dtype=np.int32)
 for _op in OPS.values():
     ARITY[_op.code] = _op.arity
 ARITY.setflags(write=False)
+
+#: 1 where the operation is commutative, indexed by opcode (the structural hash reads it).
+COMMUTATIVE = np.zeros(N_OPCODES, dtype=np.bool_)
+for _op in OPS.values():
+    COMMUTATIVE[_op.code] = _op.commutative
+COMMUTATIVE.setflags(write=False)
 
 NAMES: dict[int, str] = {op.code: op.key for op in OPS.values()} | {CONST: "const", VAR: "var"}

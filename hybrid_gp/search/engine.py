@@ -24,6 +24,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..evaluation import resolve_jobs
 from ..generate import ramped_half_and_half
+from ..hashing import EquivalenceCache, make_probe
 from ..operators.portfolio import Portfolio, VariationContext, classic_portfolio
 from ..problem import Problem
 from ..program import Program
@@ -135,7 +136,8 @@ class Engine:
         self.config = config
         self.settings = Settings.resolve(config, problem)
         self.n_jobs = resolve_jobs(config.n_jobs)
-        self.scorer = Scorer(problem, self.n_jobs)
+        self.cache = build_cache(config, problem)
+        self.scorer = Scorer(problem, self.n_jobs, self.cache)
         self.portfolio: Portfolio = classic_portfolio(self.settings.operator_rates,
                                                       problem.grammar)
         self.context = VariationContext(
@@ -241,6 +243,8 @@ class Engine:
             "generation": c.generations,
             "evaluations": c.evaluations,
             "cache_hits": c.cache_hits,
+            "cache_hit_rate": (round(self.cache.stats.hit_rate, 6) if self.cache is not None
+                               else None),
             "best_error": _num(a.best_error),
             "best_complexity": _num(a.best_complexity),
             "best": str(a.best) if a.best is not None else None,
@@ -253,7 +257,9 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         c = self.state.counters
         t = self.elapsed
+        cache = self.cache.stats.as_dict() if self.cache is not None else {}
         return {
+            "cache": cache,
             "evaluations": c.evaluations,
             "cache_hits": c.cache_hits,
             "generations": c.generations,
@@ -266,6 +272,18 @@ class Engine:
             "wall_seconds": t,
             "evaluations_per_second": c.evaluations / t if t > 0 else math.nan,
         }
+
+
+def build_cache(config: RunConfig, problem: Problem) -> EquivalenceCache | None:
+    """The run's equivalence cache, or None when the config turns it off."""
+    c = config.cache
+    if not c.enabled:
+        return None
+    probe = make_probe(problem, c.probe_size, config.seed)
+    return EquivalenceCache(
+        probe_XT=np.ascontiguousarray(probe.T), mode=c.mode, mantissa_bits=c.mantissa_bits,
+        capacity=c.capacity, audit_rate=c.audit_rate, audit_tolerance=c.audit_tolerance,
+        forget_p=c.forget_p, average_k=c.average_k, rng=stream(config.seed, "cache"))
 
 
 def _num(x: float) -> float | None:

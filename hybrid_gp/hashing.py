@@ -1,0 +1,337 @@
+"""Unified functional hashing (after Gillard et al. 2023) and the equivalence cache.
+
+A program's *function* is keyed by its outputs on a fixed probe: outputs are rounded to
+nearest at `mantissa_bits` of mantissa, -0.0 becomes 0.0, NaN and +-inf become fixed
+tokens, and the bytes are hashed with sha256 to a 64-bit int. The same algorithm keys
+a GP tree, an LLM-written expression or any Python callable, so equivalent candidates
+meet in one cache however they are written.
+
+Before the numeric layer, a structural key (kernels/structural.py: commutative
+arguments ordered, constant subtrees folded) catches rewrites of the same tree exactly
+and for free. A hit reuses the known fitness and costs no evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .compiler import CompiledBatch, compile_batch
+from .errors import ConfigError, DataError
+from .evaluation import as_features, evaluate_features
+from .kernels import opcodes as oc
+from .kernels.structural import structural_keys
+from .program import Program
+
+if TYPE_CHECKING:
+    from .problem import Problem
+    from .search.scoring import ScoreResult, Scorer
+
+DEFAULT_MANTISSA_BITS = 24
+NAN_TOKEN = np.int64(0x7FF8_DEAD_BEEF_0001)
+MODES = ("standard", "averaging", "forgetful", "audit")
+
+
+# ---------------------------------------------------------------------- fingerprints
+
+
+def quantise(values: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> np.ndarray:
+    """Round to nearest at `mantissa_bits` bits of mantissa; return int64 bit patterns.
+
+    Equal rounded values give equal patterns (0.9999999999999999 and 1.0 agree at 24
+    bits); -0.0 maps to 0.0; every NaN maps to one token; +-inf keep their own patterns.
+    """
+    if not 1 <= mantissa_bits <= 52:
+        raise ConfigError(f"mantissa_bits must be in 1..52, got {mantissa_bits}")
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        m, e = np.frexp(v)
+        rounded = np.ldexp(np.round(m * 2.0**mantissa_bits), e - mantissa_bits)
+    rounded = np.where(np.isfinite(v), rounded, v) + 0.0  # + 0.0 turns -0.0 into 0.0
+    bits = rounded.view(np.int64)
+    return np.where(np.isnan(v), NAN_TOKEN, bits)
+
+
+def fingerprint_rows(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
+                     ) -> list[int]:
+    """One 64-bit key per row of outputs (n_programs, n_probe)."""
+    q = np.ascontiguousarray(quantise(np.atleast_2d(outputs), mantissa_bits))
+    return [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little", signed=True)
+            for row in q]
+
+
+def functional_hash(obj: Program | Callable[[np.ndarray], Any], probe: np.ndarray,
+                    mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> int:
+    """The functional key of a Program or of any callable fn(X) -> array on `probe`.
+
+    probe: (n_probe, n_features). Programs and callables computing the same function
+    on the probe (to `mantissa_bits`) get the same key.
+    """
+    X = np.asarray(probe, dtype=np.float64)
+    if X.ndim != 2:
+        raise DataError(f"probe must be 2-D (n_probe, n_features), got shape {X.shape}")
+    if isinstance(obj, Program):
+        out = evaluate_features(compile_batch([obj]), as_features(X, np.dtype(np.float64)))[0]
+    elif callable(obj):
+        with np.errstate(all="ignore"):
+            out = np.asarray(obj(X), dtype=np.float64)
+        out = np.broadcast_to(out, (X.shape[0],)) if out.ndim == 0 else out.reshape(-1)
+        if out.shape != (X.shape[0],):
+            raise DataError(f"the callable returned {out.shape[0]} values for {X.shape[0]} "
+                            f"probe rows; expected one per row")
+    else:
+        raise TypeError(f"expected a Program or a callable, got {type(obj).__name__}")
+    return fingerprint_rows(out[None, :], mantissa_bits)[0]
+
+
+def structural_key_array(batch: CompiledBatch) -> np.ndarray:
+    """(n_programs, 2) uint64 canonical keys (see kernels/structural.py)."""
+    out = np.empty((batch.n_programs, 2), dtype=np.uint64)
+    if batch.n_programs:
+        structural_keys(batch.codes, batch.code_offsets, batch.consts, batch.const_offsets,
+                        oc.ARITY, oc.COMMUTATIVE, out)
+    return out
+
+
+def make_probe(problem: Problem, size: int = 64, seed: int = 0,
+               train_share: float = 0.5) -> np.ndarray:
+    """Probe inputs (size, n_features): some of the problem's training rows (all of them
+    when they fit, which rules out false merges on the training data) and the rest
+    drawn uniformly from the problem's input domain. Seeded, so fixed for a run."""
+    if size < 1:
+        raise ConfigError(f"probe size must be >= 1, got {size}")
+    from .rng import stream
+
+    rng = stream(seed, "probe")
+    X = problem.train.X
+    n_train = min(len(X), max(1, int(round(size * train_share))))
+    if len(X) <= size - 8:  # small data: take every row, fill the rest from the domain
+        n_train = len(X)
+    rows = X[np.sort(rng.choice(len(X), size=n_train, replace=False))]
+    n_domain = size - n_train
+    if n_domain <= 0:
+        return np.ascontiguousarray(rows)
+    if problem.domain:
+        lo = np.array([d[0] for d in problem.domain])
+        hi = np.array([d[1] for d in problem.domain])
+    else:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+    return np.ascontiguousarray(np.vstack([rows, rng.uniform(lo, hi, (n_domain, X.shape[1]))]))
+
+
+# ---------------------------------------------------------------------- the cache
+
+
+@dataclass
+class CacheStats:
+    """What the cache did; reported in res.stats and events.jsonl."""
+
+    lookups: int = 0
+    structural_hits: int = 0
+    functional_hits: int = 0
+    batch_duplicates: int = 0  # equal functions inside one batch, evaluated once
+    evaluations: int = 0
+    audited: int = 0
+    false_merges: int = 0
+    averaged: int = 0  # hits re-evaluated to refine a noisy mean (averaging mode)
+    forgotten: int = 0  # hits dropped and re-evaluated (forgetful mode)
+    evaluation_seconds: float = 0.0
+    evicted: int = 0
+
+    @property
+    def hits(self) -> int:
+        return self.structural_hits + self.functional_hits + self.batch_duplicates
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.lookups if self.lookups else 0.0
+
+    @property
+    def seconds_saved(self) -> float:
+        per = self.evaluation_seconds / self.evaluations if self.evaluations else 0.0
+        return self.hits * per
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lookups": self.lookups, "hits": self.hits, "hit_rate": round(self.hit_rate, 6),
+            "structural_hits": self.structural_hits, "functional_hits": self.functional_hits,
+            "batch_duplicates": self.batch_duplicates, "audited": self.audited,
+            "false_merges": self.false_merges, "averaged": self.averaged,
+            "forgotten": self.forgotten, "evicted": self.evicted,
+        }
+
+
+@dataclass
+class _Entry:
+    error: float
+    count: int = 1  # evaluations folded into `error` (averaging mode)
+
+
+@dataclass
+class EquivalenceCache:
+    """Fitness by function: structural key first, then the probe fingerprint.
+
+    mode: "standard" (a hit reuses the fitness), "averaging" (noisy fitness: a hit is
+    re-evaluated until k evaluations are averaged), "forgetful" (a hit is dropped with
+    probability `forget_p` and re-evaluated), "audit" (a fraction `audit_rate` of hits
+    is evaluated anyway; a false merge is a fitness that differs by more than
+    `audit_tolerance`, relative). Memory is bounded: least recently used entries go.
+    """
+
+    probe_XT: np.ndarray  # (n_features, n_probe), feature-major
+    mode: str = "standard"
+    mantissa_bits: int = DEFAULT_MANTISSA_BITS
+    capacity: int = 500_000
+    audit_rate: float = 0.0
+    audit_tolerance: float = 1e-6
+    forget_p: float = 0.0
+    average_k: int = 5
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    stats: CacheStats = field(default_factory=CacheStats)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"cache mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.capacity < 1:
+            raise ConfigError(f"cache capacity must be >= 1, got {self.capacity}")
+        for name in ("audit_rate", "forget_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"cache {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.mode == "audit" and self.audit_rate == 0.0:
+            self.audit_rate = 0.05
+        self._structural: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self._functional: OrderedDict[int, _Entry] = OrderedDict()
+
+    # ---------------------------------------------------------------- lookups
+    def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> list[int]:
+        """Functional keys of a compiled batch: one kernel call on the probe."""
+        outputs = evaluate_features(batch, self.probe_XT, n_jobs)
+        return fingerprint_rows(outputs, self.mantissa_bits)
+
+    def __len__(self) -> int:
+        return len(self._functional)
+
+    def score(self, scorer: Scorer, programs: Sequence[Program],
+              max_new: int | None = None) -> ScoreResult:
+        """Errors for `programs`, evaluating only functions the cache has not seen (and
+        the hits the mode wants re-checked). At most `max_new` real evaluations;
+        programs beyond that stay NaN."""
+        from .search.scoring import ScoreResult
+
+        n = len(programs)
+        errors = np.full(n, np.nan)
+        if not n:
+            return ScoreResult(errors, 0, 0)
+        self.stats.lookups += n
+        batch = compile_batch(programs)
+        skeys = [(int(a), int(b)) for a, b in structural_key_array(batch)]
+        fkeys: list[int] = [0] * n
+        hits: list[int] = []
+        pending: list[int] = []
+        for i, sk in enumerate(skeys):
+            fk = self._structural.get(sk)
+            if fk is not None and fk in self._functional:
+                self._structural.move_to_end(sk)
+                fkeys[i] = fk
+                self.stats.structural_hits += 1
+                hits.append(i)
+            else:
+                pending.append(i)
+        if pending:
+            sub = batch if len(pending) == n else compile_batch([programs[i] for i in pending])
+            for i, fk in zip(pending, self.fingerprints(sub, scorer.n_jobs), strict=True):
+                fkeys[i] = fk
+        reason: dict[int, str] = {}  # index -> why it is evaluated
+        followers: list[int] = []  # same function as an earlier program of this batch
+        new_functions: set[int] = set()
+        for i in pending:
+            fk = fkeys[i]
+            if fk in self._functional:
+                self.stats.functional_hits += 1
+                hits.append(i)
+                self._remember_structure(skeys[i], fk)
+            elif fk in new_functions:
+                followers.append(i)
+            else:
+                new_functions.add(fk)
+                reason[i] = "new"
+        for i in hits:
+            entry = self._functional[fkeys[i]]
+            self._functional.move_to_end(fkeys[i])
+            errors[i] = entry.error
+            why = self._recheck(entry)
+            if why:
+                reason[i] = why
+        order = [i for i in reason if reason[i] == "new"] + \
+                [i for i in reason if reason[i] != "new"]
+        chosen = order if max_new is None else order[:max(0, max_new)]
+        for i in order[len(chosen):]:
+            if reason[i] == "new":
+                errors[i] = np.nan  # no budget left to score it
+        if chosen:
+            t0 = time.perf_counter()
+            values = scorer.evaluate_now([programs[i] for i in chosen])
+            self.stats.evaluation_seconds += time.perf_counter() - t0
+            self.stats.evaluations += len(chosen)
+            for i, v in zip(chosen, values, strict=True):
+                errors[i] = self._record(reason[i], fkeys[i], float(v), errors[i])
+                self._remember_structure(skeys[i], fkeys[i])
+        for i in followers:
+            entry = self._functional.get(fkeys[i])
+            if entry is not None:
+                errors[i] = entry.error
+                self.stats.batch_duplicates += 1
+                self._remember_structure(skeys[i], fkeys[i])
+        n_hits = int(np.count_nonzero(~np.isnan(errors))) - len(chosen)
+        return ScoreResult(errors, len(chosen), n_hits)
+
+    # ---------------------------------------------------------------- modes
+    def _recheck(self, entry: _Entry) -> str | None:
+        """Whether the mode wants this hit evaluated anyway, and why."""
+        if self.mode == "audit" and self.rng.random() < self.audit_rate:
+            return "audit"
+        if self.mode == "forgetful" and self.rng.random() < self.forget_p:
+            return "forget"
+        if self.mode == "averaging" and entry.count < self.average_k:
+            return "average"
+        return None
+
+    def _record(self, why: str, fk: int, value: float, cached: float) -> float:
+        """Store one real evaluation; return the error to report for that program."""
+        if why == "audit":
+            self.stats.audited += 1
+            if not _close(cached, value, self.audit_tolerance):
+                self.stats.false_merges += 1
+            return value
+        if why == "average":
+            entry = self._functional[fk]
+            entry.error += (value - entry.error) / (entry.count + 1)
+            entry.count += 1
+            self.stats.averaged += 1
+            return entry.error
+        if why == "forget":
+            self.stats.forgotten += 1
+        self._functional[fk] = _Entry(value)
+        self._functional.move_to_end(fk)
+        while len(self._functional) > self.capacity:
+            self._functional.popitem(last=False)
+            self.stats.evicted += 1
+        return value
+
+    def _remember_structure(self, sk: tuple[int, int], fk: int) -> None:
+        self._structural[sk] = fk
+        self._structural.move_to_end(sk)
+        while len(self._structural) > self.capacity:
+            self._structural.popitem(last=False)
+
+
+def _close(a: float, b: float, rtol: float) -> bool:
+    if a == b or (np.isinf(a) and np.isinf(b)):
+        return True
+    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-300)

@@ -1,0 +1,119 @@
+"""Structural canonical keys of a compiled batch: the exact, cheap layer of the hash.
+
+Two programs get the same 128-bit key when they are the same tree up to the order of
+the arguments of commutative operations and up to folding of constant subtrees
+(a subtree without variables is replaced by its value, computed by the interpreter
+itself so it follows docs/semantics.md). Associativity and algebra are left to the
+numeric fingerprint. One pass over the codes per program; no Python per node.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .interpreter import run_block
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_SALT_VAR = np.uint64(0xA0761D6478BD642F)
+_SALT_CONST = np.uint64(0xE7037ED1A0B428DB)
+_SALT_OP = np.uint64(0x8EBC6AF09C88C6E3)
+_SALT_SECOND = np.uint64(0x589965CC75374CC3)
+_CANONICAL_NAN = np.uint64(0x7FF8000000000000)
+
+
+@njit(**_JIT)
+def _mix(x):
+    """splitmix64 finaliser: a bijective avalanche of 64 bits."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(**_JIT)
+def _value_bits(v):
+    """Bits of a float64 with -0.0 -> 0.0 and every NaN -> one NaN."""
+    if v != v:
+        return _CANONICAL_NAN
+    scratch = np.empty(1, dtype=np.float64)
+    scratch[0] = v + 0.0
+    return scratch.view(np.uint64)[0]
+
+
+@njit(**_JIT)
+def _combine(h, child):
+    return _mix(h ^ (child + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2))))
+
+
+@njit(**_JIT)
+def structural_keys(codes, code_off, consts, const_off, arity, commutative, out):
+    """out[p] = (k1, k2): the 128-bit canonical key of program p."""
+    no_rows = np.empty((0, 1), dtype=np.float64)
+    for p in range(out.shape[0]):
+        start, end = code_off[p], code_off[p + 1]
+        n = end - start
+        h1 = np.empty(n, dtype=np.uint64)
+        h2 = np.empty(n, dtype=np.uint64)
+        is_const = np.empty(n, dtype=np.bool_)
+        sub_end = np.empty(n, dtype=np.int64)  # one past the subtree of each stack entry
+        sub_cend = np.empty(n, dtype=np.int64)  # one past its last constant
+        scratch = np.empty((n + 1, 1), dtype=np.float64)
+        sp = 0
+        kc = const_off[p + 1]
+        for k in range(end - 1, start - 1, -1):
+            c = codes[k]
+            if c < 0:
+                if c == -1:
+                    kc -= 1
+                    bits = _value_bits(consts[kc])
+                    h1[sp] = _mix(bits ^ _SALT_CONST)
+                    h2[sp] = _mix(bits + _SALT_SECOND)
+                    is_const[sp] = True
+                    sub_cend[sp] = kc + 1
+                else:
+                    v = np.uint64(-c - 2)
+                    h1[sp] = _mix(v ^ _SALT_VAR)
+                    h2[sp] = _mix((v + _SALT_SECOND) ^ _SALT_VAR)
+                    is_const[sp] = False
+                    sub_cend[sp] = kc
+                sub_end[sp] = k + 1
+                sp += 1
+                continue
+            a = arity[c]
+            top = sp - 1  # first argument
+            bottom = sp - a  # last argument: its subtree ends the whole subtree
+            all_const = True
+            for j in range(bottom, sp):
+                all_const = all_const and is_const[j]
+            this_end = sub_end[bottom]
+            this_cend = sub_cend[bottom] if bottom < sp else kc
+            for j in range(bottom, sp):
+                if sub_cend[j] > this_cend:
+                    this_cend = sub_cend[j]
+            if all_const:
+                run_block(codes, k, this_end, consts, this_cend, arity, no_rows, 0, 1, scratch)
+                bits = _value_bits(scratch[0, 0])
+                x1 = _mix(bits ^ _SALT_CONST)
+                x2 = _mix(bits + _SALT_SECOND)
+            else:
+                x1 = _mix(np.uint64(c) ^ _SALT_OP)
+                x2 = _mix(np.uint64(c) + _SALT_SECOND)
+                if a == 2 and commutative[c]:
+                    lo, hi = (top, bottom) if h1[top] <= h1[bottom] else (bottom, top)
+                    x1 = _combine(_combine(x1, h1[lo]), h1[hi])
+                    x2 = _combine(_combine(x2, h2[lo]), h2[hi])
+                else:
+                    for j in range(top, bottom - 1, -1):  # first argument first
+                        x1 = _combine(x1, h1[j])
+                        x2 = _combine(x2, h2[j])
+            sp = bottom
+            h1[sp] = x1
+            h2[sp] = x2
+            is_const[sp] = all_const
+            sub_end[sp] = this_end
+            sub_cend[sp] = this_cend
+            sp += 1
+        out[p, 0] = h1[0]
+        out[p, 1] = h2[0]
