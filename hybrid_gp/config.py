@@ -58,7 +58,13 @@ class SearchConfig(pg.Object):
                                                   "this"] = None
     max_depth: pg.typing.Annotated[_OPT_INT, "depth limit of every program"] = None
     max_size: pg.typing.Annotated[_OPT_INT, "node limit of every program"] = None
+    selection: pg.typing.Annotated[
+        pg.typing.Enum("nsga2", ["nsga2", "tournament", "lexicase"]),
+        "nsga2: (mu+lambda) Pareto survival on (error, size) without duplicate functions; "
+        "tournament: generational with elitism; lexicase: epsilon-lexicase parents"] = "nsga2"
     tournament_size: pg.typing.Annotated[pg.typing.Int(min_value=1), "tournament size"] = 4
+    lexicase_rows: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                       "cases per generation for lexicase (down-sampled)"] = 256
     elitism: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                  "best programs copied unchanged into the next generation"] = 5
     init_min_depth: pg.typing.Annotated[pg.typing.Int(min_value=0), "ramped init"] = 1

@@ -227,7 +227,7 @@ class EquivalenceCache:
         n = len(programs)
         errors = np.full(n, np.nan)
         if not n:
-            return ScoreResult(errors, 0, 0)
+            return ScoreResult(errors, 0, 0, [])
         self.stats.lookups += n
         batch = compile_batch(programs)
         skeys = [(int(a), int(b)) for a, b in structural_key_array(batch)]
@@ -289,7 +289,7 @@ class EquivalenceCache:
                 self.stats.batch_duplicates += 1
                 self._remember_structure(skeys[i], fkeys[i])
         n_hits = int(np.count_nonzero(~np.isnan(errors))) - len(chosen)
-        return ScoreResult(errors, len(chosen), n_hits)
+        return ScoreResult(errors, len(chosen), n_hits, fkeys)
 
     # ---------------------------------------------------------------- modes
     def _recheck(self, entry: _Entry) -> str | None:

@@ -55,7 +55,7 @@ class Node:
 class Program:
     """A typed expression tree. Build with `Program.parse`, operators or converters."""
 
-    __slots__ = ("_depth", "_hash", "_text", "codes", "consts", "grammar")
+    __slots__ = ("_hash", "_layout", "_text", "codes", "consts", "grammar")
 
     def __init__(self, grammar: Grammar | str, codes: Sequence[int],
                  consts: Sequence[float] = (), *, check: bool = True):
@@ -64,7 +64,7 @@ class Program:
         self.grammar = grammar
         self.codes = tuple(codes)
         self.consts = tuple(float(c) for c in consts)
-        self._depth: int | None = None
+        self._layout: tuple[list[int], list[int], int] | None = None
         self._hash: int | None = None
         self._text: str | None = None
         if check:
@@ -76,7 +76,7 @@ class Program:
         """Construct without validation: for operators that keep validity by design."""
         p = cls.__new__(cls)
         p.grammar, p.codes, p.consts = grammar, codes, consts
-        p._depth = p._hash = p._text = None
+        p._layout = p._hash = p._text = None
         return p
 
     # ------------------------------------------------------------------ shape
@@ -86,11 +86,16 @@ class Program:
         return len(self.codes)
 
     @property
+    def layout(self) -> tuple[list[int], list[int], int]:
+        """(subtree end of every node, depth of every node, tree depth); computed once."""
+        if self._layout is None:
+            self._layout = tree_layout(self.codes, self.grammar.arities)
+        return self._layout
+
+    @property
     def depth(self) -> int:
         """Edges on the longest root-to-leaf path (a lone terminal has depth 0)."""
-        if self._depth is None:
-            self._depth = _depth(self.codes, self.grammar.arities)
-        return self._depth
+        return self.layout[2]
 
     height = depth  # DEAP's name
 
@@ -120,7 +125,11 @@ class Program:
 
     def subtree_end(self, i: int) -> int:
         """Index one past the subtree rooted at node i."""
-        return subtree_end(self.codes, self.grammar.arities, i)
+        return self.layout[0][i]
+
+    def node_depth(self, i: int) -> int:
+        """Depth of node i (the root is 0)."""
+        return self.layout[1][i]
 
     def searchSubtree(self, begin: int) -> slice:
         return slice(begin, self.subtree_end(begin))
@@ -288,23 +297,34 @@ def subtree_end(codes: Sequence[int], arities: Sequence[int], i: int) -> int:
     return i
 
 
-def _depth(codes: Sequence[int], arities: Sequence[int]) -> int:
-    stack: list[int] = []  # remaining arguments still to fill, per open primitive
+def tree_layout(codes: Sequence[int], arities: Sequence[int]) -> tuple[list[int], list[int], int]:
+    """One pass over prefix codes: the end of every subtree, every node's depth, and
+    the tree's depth."""
+    n = len(codes)
+    ends = [0] * n
+    depths = [0] * n
+    open_nodes: list[list[int]] = []  # [index, children still to come]
     deepest = 0
-    for c in codes:
-        depth = len(stack)
-        if depth > deepest:
-            deepest = depth
+    for i, c in enumerate(codes):
+        d = len(open_nodes)
+        depths[i] = d
+        if d > deepest:
+            deepest = d
         a = arities[c] if c >= 0 else 0
         if a:
-            stack.append(a)
+            open_nodes.append([i, a])
             continue
-        while stack:
-            stack[-1] -= 1
-            if stack[-1]:
+        ends[i] = i + 1
+        while open_nodes:
+            top = open_nodes[-1]
+            top[1] -= 1
+            if top[1]:
                 break
-            stack.pop()
-    return deepest
+            open_nodes.pop()
+            ends[top[0]] = i + 1
+    if open_nodes:
+        raise ValueError("truncated program: a primitive is missing arguments")
+    return ends, depths, deepest
 
 
 def check_program(p: Program) -> None:

@@ -20,21 +20,7 @@ INTERNAL_BIAS = 0.9  # Koza: crossover points are internal nodes 90% of the time
 
 def node_depths(program: Program) -> list[int]:
     """Depth of every node (the root is 0), in prefix order."""
-    arities = program.grammar.arities
-    depths: list[int] = []
-    open_args: list[int] = []
-    for c in program.codes:
-        depths.append(len(open_args))
-        a = arities[c] if c >= 0 else 0
-        if a:
-            open_args.append(a)
-            continue
-        while open_args:
-            open_args[-1] -= 1
-            if open_args[-1]:
-                break
-            open_args.pop()
-    return depths
+    return program.layout[1]
 
 
 def _positions_of_type(program: Program, type_: str) -> list[int]:
@@ -82,7 +68,7 @@ def subtree_mutation(p: Program, rng: np.random.Generator, /, *, n_features: int
                      max_depth: int, max_size: int, new_depth: int = 4) -> Program | None:
     """Replace a random subtree by a fresh random one of the same type (grow method)."""
     i = int(rng.integers(p.size))
-    room = max_depth - node_depths(p)[i]
+    room = max_depth - p.node_depth(i)
     t = p.node_type(i)
     g = p.grammar
     depth = min(room, new_depth)
@@ -106,7 +92,7 @@ def point_mutation(p: Program, rng: np.random.Generator, /, *, n_features: int,
     changes with probability `rate` (default 1/size); at least one always does."""
     g = p.grammar
     rate = 1.0 / p.size if rate is None else rate
-    chosen = np.flatnonzero(rng.random(p.size) < rate).tolist() or [int(rng.integers(p.size))]
+    chosen = [i for i in range(p.size) if rng.random() < rate] or [int(rng.integers(p.size))]
     codes = list(p.codes)
     consts = list(p.consts)
     changed = False
@@ -181,10 +167,10 @@ def constant_perturbation(p: Program, rng: np.random.Generator, /, *,
     if not n:
         return None
     values = np.asarray(p.consts)
-    mask = rng.random(n) < 0.5
+    mask = np.array([rng.random() < 0.5 for _ in range(n)])
     if not mask.any():
         mask[int(rng.integers(n))] = True
-    noise = rng.normal(0.0, scale, n) * np.maximum(1.0, np.abs(values))
+    noise = np.array([rng.normal(0.0, scale) for _ in range(n)]) * np.maximum(1.0, np.abs(values))
     new = np.where(mask, values + noise, values)
     if not np.all(np.isfinite(new)):
         return None

@@ -3,7 +3,8 @@
 The engine sees operators only through `Portfolio.breed`. A portfolio draws one
 operator per child (here by fixed rates), applies it to the tournament winners, and
 falls back to subtree mutation, then to a copy of the first parent, when an operator
-does not apply.
+does not apply. The classic operators run as one batch kernel per generation; the
+Python functions in classic.py are their reference twin.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..errors import ConfigError
 from ..grammar import Grammar
 from ..program import Program
 from . import classic
+from .batch import KERNEL_IDS, KERNEL_NAMES, breed_children, uniforms_per_child
 
 
 @dataclass(frozen=True)
@@ -110,26 +112,24 @@ class Portfolio:
 
     def breed(self, population: Sequence[Program], first: np.ndarray, second: np.ndarray,
               rng: np.random.Generator, ctx: VariationContext) -> Brood:
-        """One child per entry of `first` (indices of tournament winners)."""
-        picks = rng.choice(len(self.operators), size=len(first), p=self.weights)
-        brood = Brood()
-        fallback = CLASSIC["subtree"]
-        for k, i in enumerate(first.tolist()):
-            op = self.operators[picks[k]]
-            j = int(second[k])
-            a, b = population[i], population[j]
-            child = op.fn(a, b, rng, ctx)
-            name = op.name
-            if child is None:
-                brood.fallbacks += 1
-                child = fallback.fn(a, b, rng, ctx)
-                name = fallback.name
-                if child is None:
-                    child, name = a, "copy"
-            brood.children.append(child)
-            brood.operators.append(name)
-            brood.parents.append((i, j) if name == "crossover" else (i,))
-        return brood
+        """One child per entry of `first` (indices of tournament winners), all made in
+        one kernel call (operators/batch.py); `breed_children_reference` is its twin."""
+        n = len(first)
+        picks = rng.choice(len(self.operators), size=n, p=self.weights)
+        requested = self._kernel_ids[picks]
+        uniforms = rng.random((n, uniforms_per_child(ctx.grammar, ctx.max_size,
+                                                     ctx.mutation_depth, ctx.max_depth)))
+        children, made_by = breed_children(population, requested, first, second, uniforms,
+                                           ctx.grammar, ctx.n_features, ctx.max_depth,
+                                           ctx.max_size, ctx.mutation_depth)
+        names = [KERNEL_NAMES[int(k)] for k in made_by]
+        parents = [(int(i), int(j)) if name == "crossover" else (int(i),)
+                   for i, j, name in zip(first, second, names, strict=True)]
+        return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)))
+
+    @property
+    def _kernel_ids(self) -> np.ndarray:
+        return np.array([KERNEL_IDS[op.name] for op in self.operators], dtype=np.int64)
 
 
 def classic_portfolio(rates: dict[str, float], grammar: Grammar) -> Portfolio:

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..evaluation import resolve_jobs
+from ..compiler import compile_batch
+from ..evaluation import evaluate_features, resolve_jobs
 from ..generate import ramped_half_and_half
 from ..hashing import EquivalenceCache, make_probe
 from ..operators.portfolio import Portfolio, VariationContext, classic_portfolio
@@ -31,7 +32,7 @@ from ..program import Program
 from ..rng import stream
 from .archive import Archive
 from .scoring import Scorer
-from .selection import rank, tournament
+from .selection import lexicase, nsga2_ranks, nsga2_survivors, rank, tournament
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class Settings:
     target_error: float
     max_depth: int
     max_size: int
+    selection: str
     tournament_size: int
+    lexicase_rows: int
     elitism: int
     init_min_depth: int
     init_max_depth: int
@@ -67,7 +70,9 @@ class Settings:
             target_error=pick(s.target_error, b.target_error),
             max_depth=pick(s.max_depth, b.max_depth),
             max_size=pick(s.max_size, b.max_size),
+            selection=s.selection,
             tournament_size=s.tournament_size,
+            lexicase_rows=s.lexicase_rows,
             elitism=s.elitism,
             init_min_depth=s.init_min_depth,
             init_max_depth=s.init_max_depth,
@@ -109,11 +114,26 @@ class Population:
     programs: list[Program]
     errors: np.ndarray
     complexity: np.ndarray
+    keys: list[int]  # functional keys: equal keys, equal functions
 
     @classmethod
-    def of(cls, programs: list[Program], errors: np.ndarray) -> Population:
+    def of(cls, programs: list[Program], errors: np.ndarray, keys: list[int]) -> Population:
         return cls(programs, np.asarray(errors, dtype=np.float64),
-                   np.array([p.size for p in programs], dtype=np.float64))
+                   np.array([p.size for p in programs], dtype=np.float64), list(keys))
+
+    def take(self, idx: np.ndarray | list[int]) -> Population:
+        idx = list(np.asarray(idx, dtype=np.int64))
+        return Population([self.programs[i] for i in idx], self.errors[idx],
+                          self.complexity[idx], [self.keys[i] for i in idx])
+
+    def __add__(self, other: Population) -> Population:
+        return Population(self.programs + other.programs,
+                          np.concatenate([self.errors, other.errors]),
+                          np.concatenate([self.complexity, other.complexity]),
+                          self.keys + other.keys)
+
+    def __len__(self) -> int:
+        return len(self.programs)
 
 
 @dataclass
@@ -160,11 +180,9 @@ class Engine:
         programs = ramped_half_and_half(
             self.problem.grammar, stream(self.config.seed, "init"), s.population_size,
             self.problem.n_features, s.init_min_depth, s.init_max_depth)
-        result = self.scorer.score(programs, self._evaluations_left())
-        keep = ~np.isnan(result.errors)
-        programs = [p for p, k in zip(programs, keep, strict=True) if k]
-        self._count(result, len(programs))
-        pop = Population.of(programs, result.errors[keep])
+        pop = self._score(programs)
+        if s.selection == "nsga2":
+            pop = _unique(pop)
         self.state.population = pop
         self.state.archive.update(pop.programs, pop.errors, pop.complexity)
         self._emit_generation()
@@ -174,30 +192,58 @@ class Engine:
         pop = self.state.population
         assert pop is not None, "initialise() first"
         s = self.settings
-        n_children = s.population_size - min(s.elitism, len(pop.programs))
-        ranks = rank(pop.errors, pop.complexity)
-        first = tournament(ranks, n_children, s.tournament_size, self.rng)
-        second = tournament(ranks, n_children, s.tournament_size, self.rng)
+        elites = 0 if s.selection == "nsga2" else min(s.elitism, len(pop))
+        n_children = s.population_size - elites
+        first, second = self._parents(pop, n_children)
         brood = self.portfolio.breed(pop.programs, first, second, self.rng, self.context)
-        children = brood.children
         self.state.counters.variation_fallbacks += brood.fallbacks
-        result = self.scorer.score(children, self._evaluations_left())
-        keep = ~np.isnan(result.errors)
-        children = [c for c, k in zip(children, keep, strict=True) if k]
-        child_errors = result.errors[keep]
-        self._count(result, len(children))
-        elite = np.argsort(ranks)[: s.elitism] if s.elitism else np.empty(0, dtype=int)
-        programs = [pop.programs[i] for i in elite] + children
-        errors = np.concatenate([pop.errors[elite], child_errors])
-        if len(programs) < s.population_size:  # budget cut the batch: keep the best rest
-            rest = [i for i in np.argsort(ranks) if i not in set(elite.tolist())]
-            extra = rest[: s.population_size - len(programs)]
-            programs += [pop.programs[i] for i in extra]
-            errors = np.concatenate([errors, pop.errors[extra]])
-        self.state.population = Population.of(programs, errors)
-        self.state.archive.update(children, child_errors, [c.size for c in children])
+        children = self._score(brood.children)
+        if s.selection == "nsga2":
+            pool = _unique(pop + children)
+            survivors = nsga2_survivors(pool.errors, pool.complexity, s.population_size)
+            self.state.population = pool.take(survivors)
+        else:
+            best_first = np.argsort(rank(pop.errors, pop.complexity))
+            nxt = pop.take(best_first[:elites]) + children
+            if len(nxt) < s.population_size:  # the budget cut the batch short
+                nxt = nxt + pop.take(best_first[elites:elites + s.population_size - len(nxt)])
+            self.state.population = nxt
+        self.state.archive.update(children.programs, children.errors, children.complexity)
         self.state.counters.generations += 1
         self._emit_generation()
+
+    def _score(self, programs: list[Program]) -> Population:
+        """Score a batch (cache first); drop what the evaluation budget could not pay for."""
+        result = self.scorer.score(programs, self._evaluations_left())
+        keep = np.flatnonzero(~np.isnan(result.errors))
+        c = self.state.counters
+        c.evaluations += result.evaluated
+        c.cache_hits += result.cache_hits
+        c.children += len(keep)
+        return Population.of([programs[i] for i in keep], result.errors[keep],
+                             [result.keys[i] for i in keep])
+
+    def _parents(self, pop: Population, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the first and second parent of each of n children."""
+        s = self.settings
+        if s.selection == "lexicase":
+            cases = self._case_errors(pop)
+            return lexicase(cases, n, self.rng), lexicase(cases, n, self.rng)
+        ranks = (nsga2_ranks(pop.errors, pop.complexity) if s.selection == "nsga2"
+                 else rank(pop.errors, pop.complexity))
+        return (tournament(ranks, n, s.tournament_size, self.rng),
+                tournament(ranks, n, s.tournament_size, self.rng))
+
+    def _case_errors(self, pop: Population) -> np.ndarray:
+        """|output - y| of every program on a random subset of training rows."""
+        train = self.problem.train
+        n_rows = train.n_rows
+        rows = (np.arange(n_rows) if n_rows <= self.settings.lexicase_rows else
+                np.sort(self.rng.choice(n_rows, self.settings.lexicase_rows, replace=False)))
+        XT = np.ascontiguousarray(train.XT[:, rows])
+        out = evaluate_features(compile_batch(pop.programs), XT, self.n_jobs)
+        with np.errstate(all="ignore"):
+            return np.abs(out - train.y[rows])
 
     def stop_reason(self) -> str | None:
         """Why the run should stop now, or None to go on."""
@@ -225,12 +271,6 @@ class Engine:
         if self.settings.max_evaluations is None:
             return None
         return max(0, self.settings.max_evaluations - self.state.counters.evaluations)
-
-    def _count(self, result: Any, n_children: int) -> None:
-        c = self.state.counters
-        c.evaluations += result.evaluated
-        c.cache_hits += result.cache_hits
-        c.children += n_children
 
     def _emit_generation(self) -> None:
         pop = self.state.population
@@ -272,6 +312,17 @@ class Engine:
             "wall_seconds": t,
             "evaluations_per_second": c.evaluations / t if t > 0 else math.nan,
         }
+
+
+def _unique(pop: Population) -> Population:
+    """The population without repeated functions (first occurrence kept)."""
+    seen: set[int] = set()
+    keep = []
+    for i, k in enumerate(pop.keys):
+        if k not in seen:
+            seen.add(k)
+            keep.append(i)
+    return pop if len(keep) == len(pop) else pop.take(keep)
 
 
 def build_cache(config: RunConfig, problem: Problem) -> EquivalenceCache | None:

@@ -22,6 +22,7 @@ class ScoreResult:
     errors: np.ndarray  # one per program; NaN where not scored (budget ran out)
     evaluated: int  # real evaluations spent
     cache_hits: int  # programs whose error came from the cache
+    keys: list[int]  # functional key of each program (structural when there is no cache)
 
 
 class Scorer:
@@ -42,7 +43,7 @@ class Scorer:
         if todo:
             batch = compile_batch([programs[i] for i in todo])
             errors[todo] = self.problem.error(batch, self.n_jobs)
-        return ScoreResult(errors, len(todo), 0)
+        return ScoreResult(errors, len(todo), 0, [hash(p) for p in programs])
 
     def evaluate_now(self, programs: Sequence[Program]) -> np.ndarray:
         """Errors of every program by the kernels, no cache (used by the cache itself)."""

@@ -1,8 +1,18 @@
-"""Parent selection over a whole generation at once (vectorised)."""
+"""Selection over a whole generation at once.
+
+- `tournament`: rank by (error, complexity) — lexicographic parsimony — and take the
+  best of k random entrants (vectorised).
+- `nsga2_*`: non-dominated fronts on (error, complexity) with crowding distance
+  (Deb et al. 2002): survivors of parents + children, and binary tournaments on
+  (front, crowding).
+- `lexicase`: epsilon-lexicase (La Cava et al. 2016) on per-case errors, epsilon per
+  case = median absolute deviation; a Numba kernel with its numpy twin.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def rank(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
@@ -19,3 +29,150 @@ def tournament(ranks: np.ndarray, n: int, size: int, rng: np.random.Generator) -
     """Indices of `n` tournament winners, each the best-ranked of `size` random entrants."""
     entrants = rng.integers(len(ranks), size=(n, size))
     return entrants[np.arange(n), np.argmin(ranks[entrants], axis=1)]
+
+
+# ---------------------------------------------------------------------- NSGA-II
+
+
+def nondominated_fronts(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+    """Front number of each point (0 = non-dominated) for minimising both objectives.
+    Points equal in both objectives share a front; inf errors are allowed."""
+    err = np.where(np.isnan(errors), np.inf, errors)
+    front = np.full(len(err), -1, dtype=np.int64)
+    remaining = np.lexsort((err, complexity))  # by complexity, then error
+    k = 0
+    while len(remaining):
+        # In this order a point is dominated exactly when an earlier point has an error
+        # no larger, unless that point is its equal in both objectives.
+        errs = err[remaining]
+        comp = complexity[remaining]
+        best_before = np.minimum.accumulate(np.concatenate([[np.inf], errs[:-1]]))
+        on = errs < best_before
+        on[0] = True
+        tie = np.zeros(len(remaining), dtype=bool)
+        tie[1:] = (errs[1:] == errs[:-1]) & (comp[1:] == comp[:-1])
+        for m in np.flatnonzero(tie):  # ascending, so runs of ties follow their head
+            on[m] = on[m] or on[m - 1]
+        front[remaining[on]] = k
+        remaining = remaining[~on]
+        k += 1
+    return front
+
+
+def crowding(errors: np.ndarray, complexity: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """Crowding distance within each front (inf at the front's ends)."""
+    err = np.where(np.isfinite(errors), errors, np.finfo(float).max)
+    dist = np.zeros(len(err))
+    for f in np.unique(front):
+        idx = np.flatnonzero(front == f)
+        if len(idx) <= 2:
+            dist[idx] = np.inf
+            continue
+        for values in (err[idx], complexity[idx].astype(float)):
+            order = idx[np.argsort(values, kind="stable")]
+            v = np.sort(values)
+            span = v[-1] - v[0]
+            dist[order[0]] = dist[order[-1]] = np.inf
+            if span > 0 and np.isfinite(span):
+                dist[order[1:-1]] += (v[2:] - v[:-2]) / span
+    return dist
+
+
+def nsga2_survivors(errors: np.ndarray, complexity: np.ndarray, mu: int) -> np.ndarray:
+    """Indices of the `mu` survivors: whole fronts first, the last one by crowding."""
+    front = nondominated_fronts(errors, complexity)
+    dist = crowding(errors, complexity, front)
+    order = np.lexsort((-dist, front))
+    return np.sort(order[:mu])
+
+
+def nsga2_ranks(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+    """Rank for tournaments: front first, then larger crowding distance."""
+    front = nondominated_fronts(errors, complexity)
+    dist = crowding(errors, complexity, front)
+    order = np.lexsort((-dist, front))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+# ---------------------------------------------------------------------- lexicase
+
+
+def case_epsilon(case_errors: np.ndarray) -> np.ndarray:
+    """Median absolute deviation of each case's errors over the population."""
+    e = np.where(np.isfinite(case_errors), case_errors, np.nan)
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(e, axis=0)
+        eps = np.nanmedian(np.abs(e - med), axis=0)
+    return np.nan_to_num(eps, nan=0.0)
+
+
+@njit(cache=True, nogil=True)
+def _lexicase(case_errors, eps, n, uniforms):
+    n_pop, n_cases = case_errors.shape
+    out = np.empty(n, dtype=np.int64)
+    alive = np.empty(n_pop, dtype=np.int64)
+    order = np.empty(n_cases, dtype=np.int64)
+    for k in range(n):
+        u = uniforms[k]
+        for c in range(n_cases):  # Fisher-Yates shuffle of the cases
+            order[c] = c
+        for c in range(n_cases - 1, 0, -1):
+            j = min(int(u[c] * (c + 1)), c)
+            order[c], order[j] = order[j], order[c]
+        n_alive = n_pop
+        for m in range(n_pop):
+            alive[m] = m
+        for c in range(n_cases):
+            if n_alive <= 1:
+                break
+            case = order[c]
+            best = np.inf
+            for m in range(n_alive):
+                v = case_errors[alive[m], case]
+                if v < best:
+                    best = v
+            limit = best + eps[case]
+            kept = 0
+            for m in range(n_alive):
+                if case_errors[alive[m], case] <= limit:
+                    alive[kept] = alive[m]
+                    kept += 1
+            if kept > 0:
+                n_alive = kept
+        out[k] = alive[min(int(u[n_cases] * n_alive), n_alive - 1)]
+    return out
+
+
+def lexicase(case_errors: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` parents by epsilon-lexicase over case_errors (n_pop, n_cases); non-finite
+    errors never pass a case."""
+    e = np.where(np.isfinite(case_errors), case_errors, np.inf)
+    eps = case_epsilon(case_errors)
+    uniforms = rng.random((n, e.shape[1] + 1))
+    return _lexicase(np.ascontiguousarray(e), eps, n, uniforms)
+
+
+def lexicase_reference(case_errors: np.ndarray, n: int, uniforms: np.ndarray) -> np.ndarray:
+    """Plain-numpy twin of the kernel, drawing from the same uniforms."""
+    e = np.where(np.isfinite(case_errors), case_errors, np.inf)
+    eps = case_epsilon(case_errors)
+    n_pop, n_cases = e.shape
+    out = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        u = uniforms[k]
+        order = list(range(n_cases))
+        for c in range(n_cases - 1, 0, -1):
+            j = min(int(u[c] * (c + 1)), c)
+            order[c], order[j] = order[j], order[c]
+        alive = np.arange(n_pop)
+        for case in order:
+            if len(alive) <= 1:
+                break
+            v = e[alive, case]
+            keep = alive[v <= v.min() + eps[case]]
+            if len(keep):
+                alive = keep
+        out[k] = alive[min(int(u[n_cases] * len(alive)), len(alive) - 1)]
+    return out

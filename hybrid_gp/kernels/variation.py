@@ -1,0 +1,493 @@
+"""Batch breeding: all classic children of a generation in one Numba call.
+
+The population comes in as flat prefix codes (primitive positions, -1 constants, -k-2
+variables) with offsets; each child names its operator and parents and owns one row of
+pre-drawn uniforms. Every operator consumes its uniforms exactly as its Python twin in
+operators/classic.py and generate.py does when handed `UniformDraws` over the same row,
+so the twins produce identical children (tests compare them).
+
+Grammar tables (operators/batch.py builds them): 0 primitive arity, 1 return type id,
+2 argument type ids (padded), 3 minimum completion height, 4 producers of each type
+(flat, primitive order) with 5 their offsets, 6 minimum height per type, 7 primitives
+of the same signature (flat) with 8 their offsets. iparams: variable type, constant type
+(-1: none), n_features, max_depth, max_size, mutation depth, grow buffer; fparams:
+constant low, high, probability, perturbation scale.
+
+Operator ids: 0 crossover, 1 subtree, 2 point, 3 hoist, 4 shrink, 5 constant; a failed
+operator falls back to subtree mutation, then to a copy of the first parent (id 6).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+CROSSOVER, SUBTREE, POINT, HOIST, SHRINK, CONSTANT, COPY = 0, 1, 2, 3, 4, 5, 6
+INTERNAL_BIAS = 0.9
+
+
+# ---------------------------------------------------------------------- draws
+
+
+@njit(**_JIT)
+def _rand(uni, cur):
+    v = uni[cur[0] % uni.shape[0]]
+    cur[0] += 1
+    return v
+
+
+@njit(**_JIT)
+def _int(uni, cur, n):
+    k = int(_rand(uni, cur) * n)
+    return n - 1 if k >= n else k
+
+
+@njit(**_JIT)
+def _normal(uni, cur):
+    u1 = _rand(uni, cur)
+    u2 = _rand(uni, cur)
+    return np.sqrt(-2.0 * np.log(1.0 - u1)) * np.cos(2.0 * np.pi * u2)
+
+
+# ---------------------------------------------------------------------- tree helpers
+
+
+@njit(**_JIT)
+def _layout(codes, n, arity, ends, depths, open_idx, open_left):
+    """Subtree ends and node depths of codes[:n]; returns the tree depth."""
+    top = 0
+    deepest = 0
+    for i in range(n):
+        depths[i] = top
+        if top > deepest:
+            deepest = top
+        c = codes[i]
+        a = arity[c] if c >= 0 else 0
+        if a > 0:
+            open_idx[top] = i
+            open_left[top] = a
+            top += 1
+            continue
+        ends[i] = i + 1
+        while top > 0:
+            open_left[top - 1] -= 1
+            if open_left[top - 1] > 0:
+                break
+            top -= 1
+            ends[open_idx[top]] = i + 1
+    return deepest
+
+
+@njit(**_JIT)
+def _node_type(c, prim_ret, var_type, const_type):
+    if c >= 0:
+        return prim_ret[c]
+    if c == -1:
+        return const_type
+    return var_type
+
+
+@njit(**_JIT)
+def _count_consts(codes, start, end):
+    k = 0
+    for i in range(start, end):
+        if codes[i] == -1:
+            k += 1
+    return k
+
+
+@njit(**_JIT)
+def _pick_point(codes, cand, n_cand, uni, cur):
+    """Twin of classic.pick_point over the candidate positions cand[:n_cand]."""
+    if n_cand == 0:
+        return -1
+    n_int = 0
+    for m in range(n_cand):
+        if codes[cand[m]] >= 0:
+            n_int += 1
+    want = -1  # -1: any candidate; 1: internal only; 0: leaves only
+    if n_int > 0 and n_int < n_cand:
+        want = 1 if _rand(uni, cur) < INTERNAL_BIAS else 0
+    pool = n_cand if want == -1 else (n_int if want == 1 else n_cand - n_int)
+    target = _int(uni, cur, pool)
+    seen = 0
+    for m in range(n_cand):
+        is_int = codes[cand[m]] >= 0
+        if want == -1 or (want == 1 and is_int) or (want == 0 and not is_int):
+            if seen == target:
+                return cand[m]
+            seen += 1
+    return -1
+
+
+@njit(**_JIT)
+def _grow(t, max_depth, uni, cur, tables, iparams, fparams, out_codes, out_consts,
+          stack_t, stack_d):
+    """Twin of generate.random_codes(method="grow", min_depth=0); returns (n, n_const)."""
+    prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
+    prim_height, producers, prod_off = tables[3], tables[4], tables[5]
+    var_type, const_type, n_features = iparams[0], iparams[1], iparams[2]
+    lo, hi, p_const = fparams[0], fparams[1], fparams[2]
+    n = 0
+    nc = 0
+    sp = 0
+    stack_t[0] = t
+    stack_d[0] = 0
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        tt = stack_t[sp]
+        d = stack_d[sp]
+        left = max_depth - d
+        n_feasible = 0
+        for m in range(prod_off[tt], prod_off[tt + 1]):
+            if prim_height[producers[m]] <= left:
+                n_feasible += 1
+        can_var = tt == var_type and n_features > 0
+        has_const = tt == const_type
+        n_terms = (1 if can_var else 0) + (1 if has_const else 0)
+        if n_terms == 0:
+            use_prim = True
+        elif n_feasible == 0 or left <= 0:
+            use_prim = False
+        else:
+            n_symbols = (n_features if can_var else 0) + (1 if has_const else 0)
+            use_prim = _rand(uni, cur) < n_feasible / (n_feasible + n_symbols)
+        if use_prim:
+            target = _int(uni, cur, n_feasible)
+            seen = 0
+            chosen = -1
+            for m in range(prod_off[tt], prod_off[tt + 1]):
+                if prim_height[producers[m]] <= left:
+                    if seen == target:
+                        chosen = producers[m]
+                        break
+                    seen += 1
+            out_codes[n] = chosen
+            n += 1
+            for a in range(prim_arity[chosen] - 1, -1, -1):
+                stack_t[sp] = prim_args[chosen, a]
+                stack_d[sp] = d + 1
+                sp += 1
+        elif has_const and (not can_var or _rand(uni, cur) < p_const):
+            out_codes[n] = -1
+            out_consts[nc] = lo + (hi - lo) * _rand(uni, cur)
+            n += 1
+            nc += 1
+        else:
+            out_codes[n] = -_int(uni, cur, n_features) - 2
+            n += 1
+    return n, nc
+
+
+@njit(**_JIT)
+def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
+            out_codes, out_consts):
+    """a with its subtree [i, i_end) replaced by s; returns (n, n_const)."""
+    c_before = _count_consts(a_codes, 0, i)
+    c_inside = _count_consts(a_codes, i, i_end)
+    a_nc = _count_consts(a_codes, 0, a_n)
+    n = 0
+    for k in range(i):
+        out_codes[n] = a_codes[k]
+        n += 1
+    for k in range(s_n):
+        out_codes[n] = s_codes[k]
+        n += 1
+    for k in range(i_end, a_n):
+        out_codes[n] = a_codes[k]
+        n += 1
+    nc = 0
+    for k in range(c_before):
+        out_consts[nc] = a_consts[k]
+        nc += 1
+    for k in range(s_nc):
+        out_consts[nc] = s_consts[k]
+        nc += 1
+    for k in range(c_before + c_inside, a_nc):
+        out_consts[nc] = a_consts[k]
+        nc += 1
+    return n, nc
+
+
+# ---------------------------------------------------------------------- operators
+# Each returns (n, n_const) of the child written to child_codes/child_consts, or (-1, 0)
+# when it does not apply or the child breaks the limits.
+
+
+@njit(**_JIT)
+def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables, iparams,
+               sc, child_codes, child_consts):
+    prim_arity, prim_ret = tables[0], tables[1]
+    var_type, const_type, max_depth, max_size = iparams[0], iparams[1], iparams[3], iparams[4]
+    a_ends, a_depths, b_ends, b_depths, open_idx, open_left, cand = sc
+    _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
+    _layout(b_codes, b_n, prim_arity, b_ends, b_depths, open_idx, open_left)
+    for k in range(a_n):
+        cand[k] = k
+    i = _pick_point(a_codes, cand, a_n, uni, cur)
+    t = _node_type(a_codes[i], prim_ret, var_type, const_type)
+    room = max_size - (a_n - (a_ends[i] - i))
+    n_fit = 0
+    for j in range(b_n):
+        if (_node_type(b_codes[j], prim_ret, var_type, const_type) == t
+                and b_ends[j] - j <= room):
+            cand[n_fit] = j
+            n_fit += 1
+    j = _pick_point(b_codes, cand, n_fit, uni, cur)
+    if j < 0:
+        return -1, 0
+    jc = _count_consts(b_codes, 0, j)
+    nc_sub = _count_consts(b_codes, j, b_ends[j])
+    n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], b_codes[j:b_ends[j]],
+                    b_consts[jc:jc + nc_sub], b_ends[j] - j, nc_sub, child_codes, child_consts)
+    if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
+                               open_left) > max_depth:
+        return -1, 0
+    return n, nc
+
+
+@njit(**_JIT)
+def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, grow_sc,
+             child_codes, child_consts):
+    prim_arity, prim_ret, min_height = tables[0], tables[1], tables[6]
+    var_type, const_type = iparams[0], iparams[1]
+    max_depth, max_size, new_depth = iparams[3], iparams[4], iparams[5]
+    a_ends, a_depths, _, _, open_idx, open_left, _ = sc
+    sub_codes, sub_consts, stack_t, stack_d = grow_sc
+    _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
+    i = _int(uni, cur, a_n)
+    room = max_depth - a_depths[i]
+    t = _node_type(a_codes[i], prim_ret, var_type, const_type)
+    depth = min(room, new_depth)
+    if depth < min_height[t]:
+        return -1, 0
+    s_n, s_nc = _grow(t, depth, uni, cur, tables, iparams, fparams, sub_codes, sub_consts,
+                      stack_t, stack_d)
+    if a_n - (a_ends[i] - i) + s_n > child_codes.shape[0]:
+        return -1, 0
+    n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], sub_codes, sub_consts, s_n, s_nc,
+                    child_codes, child_consts)
+    if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
+                               open_left) > max_depth:
+        return -1, 0
+    return n, nc
+
+
+@njit(**_JIT)
+def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen,
+           child_codes, child_consts):
+    prim_ret, same, same_off = tables[1], tables[7], tables[8]
+    var_type, const_type, n_features = iparams[0], iparams[1], iparams[2]
+    lo, hi, p_const = fparams[0], fparams[1], fparams[2]
+    rate = 1.0 / a_n
+    n_chosen = 0
+    for i in range(a_n):
+        if _rand(uni, cur) < rate:
+            chosen[n_chosen] = i
+            n_chosen += 1
+    if n_chosen == 0:
+        chosen[0] = _int(uni, cur, a_n)
+        n_chosen = 1
+    for k in range(a_n):
+        child_codes[k] = a_codes[k]
+    nc = _count_consts(a_codes, 0, a_n)
+    for k in range(nc):
+        child_consts[k] = a_consts[k]
+    changed = False
+    for m in range(n_chosen):
+        i = chosen[m]
+        c = child_codes[i]
+        if c >= 0:
+            n_opt = same_off[c + 1] - same_off[c]
+            if n_opt > 0:
+                child_codes[i] = same[same_off[c] + _int(uni, cur, n_opt)]
+                changed = True
+            continue
+        t = _node_type(c, prim_ret, var_type, const_type)
+        has_var = t == var_type and n_features > 0
+        has_const = t == const_type
+        k = _count_consts(child_codes, 0, i)
+        if has_const and (not has_var or _rand(uni, cur) < p_const):
+            value = lo + (hi - lo) * _rand(uni, cur)
+            if c == -1:
+                child_consts[k] = value
+            else:
+                child_codes[i] = -1
+                for q in range(nc, k, -1):
+                    child_consts[q] = child_consts[q - 1]
+                child_consts[k] = value
+                nc += 1
+            changed = True
+        elif has_var:
+            new = -_int(uni, cur, n_features) - 2
+            if c == -1:
+                for q in range(k, nc - 1):
+                    child_consts[q] = child_consts[q + 1]
+                nc -= 1
+            changed = changed or new != c
+            child_codes[i] = new
+    if not changed:
+        return -1, 0
+    return a_n, nc
+
+
+@njit(**_JIT)
+def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, child_consts):
+    prim_arity, prim_ret = tables[0], tables[1]
+    var_type, const_type = iparams[0], iparams[1]
+    a_ends, a_depths, _, _, open_idx, open_left, cand = sc
+    _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
+    n_int = 0
+    for k in range(a_n):
+        if a_codes[k] >= 0:
+            cand[n_int] = k
+            n_int += 1
+    if n_int == 0:
+        return -1, 0
+    i = cand[_int(uni, cur, n_int)]
+    t = _node_type(a_codes[i], prim_ret, var_type, const_type)
+    n_inner = 0
+    for j in range(i + 1, a_ends[i]):
+        if _node_type(a_codes[j], prim_ret, var_type, const_type) == t:
+            cand[n_inner] = j
+            n_inner += 1
+    if n_inner == 0:
+        return -1, 0
+    j = cand[_int(uni, cur, n_inner)]
+    jc = _count_consts(a_codes, 0, j)
+    nc_sub = _count_consts(a_codes, j, a_ends[j])
+    return _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[j:a_ends[j]],
+                   a_consts[jc:jc + nc_sub], a_ends[j] - j, nc_sub, child_codes, child_consts)
+
+
+@njit(**_JIT)
+def _shrink(a_codes, a_consts, a_n, uni, cur, tables, sc, child_codes, child_consts):
+    prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
+    a_ends, a_depths, _, _, open_idx, open_left, cand = sc
+    _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
+    n_int = 0
+    for k in range(a_n):
+        if a_codes[k] >= 0:
+            cand[n_int] = k
+            n_int += 1
+    while n_int > 0:
+        pos = _int(uni, cur, n_int)
+        i = cand[pos]
+        for q in range(pos, n_int - 1):  # list.pop(pos)
+            cand[q] = cand[q + 1]
+        n_int -= 1
+        c = a_codes[i]
+        n_match = 0
+        first_match = -1
+        j = i + 1
+        kids = np.empty(prim_arity[c], dtype=np.int64)
+        for arg in range(prim_arity[c]):
+            if prim_args[c, arg] == prim_ret[c]:
+                kids[n_match] = j
+                n_match += 1
+            j = a_ends[j]
+        if n_match > 0:
+            first_match = kids[_int(uni, cur, n_match)]
+            jc = _count_consts(a_codes, 0, first_match)
+            end = a_ends[first_match]
+            nc_sub = _count_consts(a_codes, first_match, end)
+            return _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[first_match:end],
+                           a_consts[jc:jc + nc_sub], end - first_match, nc_sub,
+                           child_codes, child_consts)
+    return -1, 0
+
+
+@njit(**_JIT)
+def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_consts):
+    n = _count_consts(a_codes, 0, a_n)
+    if n == 0:
+        return -1, 0
+    any_set = False
+    for k in range(n):
+        mask[k] = _rand(uni, cur) < 0.5
+        any_set = any_set or mask[k]
+    if not any_set:
+        mask[_int(uni, cur, n)] = True
+    for k in range(n):
+        noise = (0.0 + scale * _normal(uni, cur)) * max(1.0, abs(a_consts[k]))
+        v = a_consts[k] + noise if mask[k] else a_consts[k]
+        if not np.isfinite(v):
+            return -1, 0
+        child_consts[k] = v
+    for k in range(a_n):
+        child_codes[k] = a_codes[k]
+    return a_n, n
+
+
+# ---------------------------------------------------------------------- the batch
+
+
+@njit(**_JIT)
+def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms, tables,
+          iparams, fparams, out_codes, out_consts, out_len, out_nconst, out_op):
+    """Write child k (operator ops[k] on parents first[k], second[k]) into row k."""
+    cap = out_codes.shape[1]  # >= max_size and >= every parent's size
+    scratch_n = cap + 1
+    sc = (np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
+          np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
+          np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
+          np.empty(scratch_n, np.int64))
+    grow_n = iparams[6]
+    grow_sc = (np.empty(grow_n, np.int64), np.empty(grow_n, np.float64),
+               np.empty(grow_n, np.int64), np.empty(grow_n, np.int64))
+    child_codes = np.empty(cap + grow_n, np.int64)
+    child_consts = np.empty(cap + grow_n, np.float64)
+    chosen = np.empty(scratch_n, np.int64)
+    mask = np.empty(scratch_n, np.bool_)
+    cur = np.zeros(1, np.int64)
+    for k in range(ops.shape[0]):
+        uni = uniforms[k]
+        cur[0] = 0
+        pa, pb = first[k], second[k]
+        a_codes = pop_codes[pop_off[pa]:pop_off[pa + 1]]
+        a_consts = pop_consts[pop_coff[pa]:pop_coff[pa + 1]]
+        a_n = a_codes.shape[0]
+        op = ops[k]
+        n, nc = -1, 0
+        for attempt in range(2):
+            if op == CROSSOVER:
+                b_codes = pop_codes[pop_off[pb]:pop_off[pb + 1]]
+                b_consts = pop_consts[pop_coff[pb]:pop_coff[pb + 1]]
+                n, nc = _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_codes.shape[0],
+                                   uni, cur, tables, iparams, sc, child_codes, child_consts)
+            elif op == SUBTREE:
+                n, nc = _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams,
+                                 sc, grow_sc, child_codes, child_consts)
+            elif op == POINT:
+                n, nc = _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams,
+                               chosen, child_codes, child_consts)
+            elif op == HOIST:
+                n, nc = _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc,
+                               child_codes, child_consts)
+            elif op == SHRINK:
+                n, nc = _shrink(a_codes, a_consts, a_n, uni, cur, tables, sc, child_codes,
+                                child_consts)
+            else:
+                n, nc = _constant(a_codes, a_consts, a_n, uni, cur, fparams[3], mask,
+                                  child_codes, child_consts)
+            if n >= 0:
+                break
+            op = SUBTREE  # the fallback
+        if n < 0 or n > cap:
+            op = COPY
+            n = a_n
+            nc = a_consts.shape[0]
+            for q in range(n):
+                child_codes[q] = a_codes[q]
+            for q in range(nc):
+                child_consts[q] = a_consts[q]
+        for q in range(n):
+            out_codes[k, q] = child_codes[q]
+        for q in range(nc):
+            out_consts[k, q] = child_consts[q]
+        out_len[k] = n
+        out_nconst[k] = nc
+        out_op[k] = op

@@ -1,0 +1,128 @@
+"""The fast path of the portfolio: classic children of a whole generation in one
+Numba call (kernels/variation.py), turned back into Programs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+
+from ..grammar import Grammar
+from ..kernels import variation as kv
+from ..program import Program
+
+#: Operator name -> kernel id, for the operators the batch breeder implements.
+KERNEL_IDS = {"crossover": kv.CROSSOVER, "subtree": kv.SUBTREE, "point": kv.POINT,
+              "hoist": kv.HOIST, "shrink": kv.SHRINK, "constant": kv.CONSTANT}
+KERNEL_NAMES = {v: k for k, v in KERNEL_IDS.items()} | {kv.COPY: "copy"}
+PERTURBATION_SCALE = 0.1
+
+
+@lru_cache(maxsize=32)
+def grammar_tables(grammar: Grammar) -> tuple[tuple[np.ndarray, ...], dict[str, int]]:
+    """The typed grammar as arrays for the kernel, and the type -> id map."""
+    types = {t: k for k, t in enumerate(sorted(grammar.types))}
+    prims = grammar.primitives
+    width = max((p.arity for p in prims), default=0) or 1
+    arity = np.array([p.arity for p in prims], dtype=np.int64)
+    ret = np.array([types[p.ret_type] for p in prims], dtype=np.int64)
+    args = np.full((len(prims), width), -1, dtype=np.int64)
+    for i, p in enumerate(prims):
+        args[i, :p.arity] = [types[t] for t in p.arg_types]
+    mh = grammar.min_height
+    height = np.array([1 + max((mh[t] for t in p.arg_types), default=0) for p in prims],
+                      dtype=np.int64)
+    producers, prod_off = _flatten([list(grammar.producers.get(t, ())) for t in
+                                    sorted(grammar.types)])
+    min_height = np.array([mh[t] for t in sorted(grammar.types)], dtype=np.int64)
+    same, same_off = _flatten([
+        [k for k, q in enumerate(prims) if k != i and q.arg_types == p.arg_types
+         and q.ret_type == p.ret_type] for i, p in enumerate(prims)])
+    return (arity, ret, args, height, producers, prod_off, min_height, same, same_off), types
+
+
+def _flatten(groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.zeros(len(groups) + 1, dtype=np.int64)
+    np.cumsum([len(g) for g in groups], out=off[1:])
+    return np.array(list(chain.from_iterable(groups)), dtype=np.int64), off
+
+
+def grow_capacity(grammar: Grammar, depth: int) -> int:
+    """Most nodes a grown tree of this depth can have."""
+    width = max((p.arity for p in grammar.primitives), default=1)
+    return sum(width**d for d in range(depth + 1)) if width > 1 else depth + 1
+
+
+def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.ndarray,
+                   second: np.ndarray, uniforms: np.ndarray, grammar: Grammar,
+                   n_features: int, max_depth: int, max_size: int,
+                   mutation_depth: int) -> tuple[list[Program], np.ndarray]:
+    """Children k = operator ops[k] (kernel ids) on population[first[k]], [second[k]],
+    each drawing from uniforms[k]. Returns the Programs and the kernel id that made each
+    (after fallbacks)."""
+    n = len(ops)
+    tables, types = grammar_tables(grammar)
+    c = grammar.constants
+    sizes = [len(p.codes) for p in population]
+    off = np.zeros(len(population) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=off[1:])
+    coff = np.zeros(len(population) + 1, dtype=np.int64)
+    np.cumsum([len(p.consts) for p in population], out=coff[1:])
+    codes = np.fromiter(chain.from_iterable(p.codes for p in population), dtype=np.int64,
+                        count=int(off[-1]))
+    consts = np.fromiter(chain.from_iterable(p.consts for p in population), dtype=np.float64,
+                         count=int(coff[-1]))
+    cap = max(max_size, max(sizes, default=1))
+    grow_n = grow_capacity(grammar, min(mutation_depth, max_depth))
+    iparams = np.array([types[grammar.variable_type],
+                        types[c.type] if c.enabled else -1, n_features, max_depth, max_size,
+                        mutation_depth, grow_n], dtype=np.int64)
+    fparams = np.array([c.low, c.high, c.probability, PERTURBATION_SCALE], dtype=np.float64)
+    out_codes = np.empty((n, cap), dtype=np.int64)
+    out_consts = np.empty((n, cap), dtype=np.float64)
+    out_len = np.empty(n, dtype=np.int64)
+    out_nc = np.empty(n, dtype=np.int64)
+    out_op = np.empty(n, dtype=np.int64)
+    if n:
+        kv.breed(codes, off, consts, coff, np.asarray(ops, dtype=np.int64),
+                 np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64),
+                 uniforms, tables, iparams, fparams, out_codes, out_consts, out_len, out_nc,
+                 out_op)
+    trusted = Program._trusted
+    children = [trusted(grammar, tuple(out_codes[k, :out_len[k]].tolist()),
+                        tuple(out_consts[k, :out_nc[k]].tolist())) for k in range(n)]
+    return children, out_op
+
+
+def uniforms_per_child(grammar: Grammar, max_size: int, mutation_depth: int,
+                       max_depth: int) -> int:
+    """Row length of the uniforms: enough for any operator; rows wrap if ever exceeded."""
+    return 3 * (max_size + grow_capacity(grammar, min(mutation_depth, max_depth))) + 16
+
+
+def breed_children_reference(population: Sequence[Program], ops: np.ndarray,
+                             first: np.ndarray, second: np.ndarray, uniforms: np.ndarray,
+                             grammar: Grammar, n_features: int, max_depth: int, max_size: int,
+                             mutation_depth: int) -> tuple[list[Program], np.ndarray]:
+    """The Python twin of `breed_children`: the classic operators of classic.py, each
+    drawing from `UniformDraws(uniforms[k])`, with the same fallbacks."""
+    from .draws import UniformDraws
+    from .portfolio import CLASSIC, VariationContext
+
+    ctx = VariationContext(grammar, n_features, max_depth, max_size, mutation_depth)
+    children, made_by = [], []
+    for k, op_id in enumerate(np.asarray(ops).tolist()):
+        draws = UniformDraws(uniforms[k])
+        a, b = population[int(first[k])], population[int(second[k])]
+        name = KERNEL_NAMES[op_id]
+        child = CLASSIC[name].fn(a, b, draws, ctx)
+        if child is None:
+            name = "subtree"
+            child = CLASSIC[name].fn(a, b, draws, ctx)
+        if child is None:
+            name, child = "copy", a
+        children.append(child)
+        made_by.append(KERNEL_IDS.get(name, kv.COPY))
+    return children, np.array(made_by, dtype=np.int64)
