@@ -203,8 +203,14 @@ class _FromSympy:
             return self.emit("div", [sp.Integer(1), base], want, e)
         if ex.is_Integer and 2 <= int(ex) <= 8 and self.prim("mul", want) is not None:
             return self.fold("mul", [base] * int(ex), want, e)
-        if ex.is_Integer and -8 <= int(ex) <= -2 and self.prim("div", want) is not None:
-            return self.build(1 / sp.Mul(*([base] * -int(ex)), evaluate=False), want)
+        div = self.prim("div", want)
+        if (ex.is_Integer and -8 <= int(ex) <= -2 and div is not None
+                and self.g.constants.enabled and self.prim("mul", want) is not None):
+            # 1 / (base * base ...): sympy would fold `1 / Mul(...)` straight back into
+            # this Pow, so emit the division node by hand.
+            self.codes.append(self.g.index[div.name])
+            self.constant(sp.Integer(1), div.arg_types[0])
+            return self.fold("mul", [base] * -int(ex), div.arg_types[1], e)
         return self.emit("pow", [base, ex], want, e)
 
 

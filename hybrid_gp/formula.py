@@ -29,13 +29,17 @@ _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "sqrt": np.sqrt, "abs": np.abs, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
     "asinh": np.arcsinh, "arcsinh": np.arcsinh, "asin": np.arcsin, "acos": np.arccos,
     "atan": np.arctan, "harmonic": _harmonic, "min": np.minimum, "max": np.maximum,
+    # Spellings used by the AI Feynman tables (FeynmanEquations.csv).
+    "ln": np.log, "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan,
 }
 _SYMPY: dict[str, Callable[..., sp.Expr]] = {
     "sin": sp.sin, "cos": sp.cos, "tan": sp.tan, "exp": sp.exp, "log": sp.log,
     "sqrt": sp.sqrt, "abs": sp.Abs, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh,
     "asinh": sp.asinh, "arcsinh": sp.asinh, "asin": sp.asin, "acos": sp.acos,
     "atan": sp.atan, "harmonic": sp.harmonic, "min": sp.Min, "max": sp.Max,
+    "ln": sp.log, "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan,
 }
+_BINARY_FUNCTIONS = {"min", "max"}  # every other function takes one argument
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow"}
 
@@ -68,6 +72,10 @@ class Formula:
             if node.func.id not in _NUMPY or node.keywords:
                 raise ProblemError(f"formula {self.text!r}: unknown function "
                                    f"{node.func.id!r}; expected one of {sorted(_NUMPY)}")
+            want = 2 if node.func.id in _BINARY_FUNCTIONS else 1
+            if len(node.args) != want:
+                raise ProblemError(f"formula {self.text!r}: {node.func.id}() takes {want} "
+                                   f"argument(s), got {len(node.args)}")
             for a in node.args:
                 self._check(a)
         elif isinstance(node, ast.Name):

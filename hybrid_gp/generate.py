@@ -26,15 +26,36 @@ class _Choices:
     has_const: bool
 
 
+_NEVER = 1 << 30
+
+
+def _min_heights(grammar: Grammar, with_variables: bool) -> dict[str, int]:
+    """Grammar.min_height, or the same without variables (a program of 0 features)."""
+    if with_variables:
+        return grammar.min_height
+    has_const = grammar.constants.enabled
+    height = {t: 0 if has_const and t == grammar.constants.type else _NEVER
+              for t in grammar.types}
+    changed = True
+    while changed:
+        changed = False
+        for p in grammar.primitives:
+            h = 1 + max((height[t] for t in p.arg_types), default=0)
+            if h < height[p.ret_type]:
+                height[p.ret_type] = h
+                changed = True
+    return height
+
+
 @lru_cache(maxsize=64)
-def _choices(grammar: Grammar) -> dict[str, _Choices]:
-    mh = grammar.min_height
+def _choices(grammar: Grammar, with_variables: bool = True) -> dict[str, _Choices]:
+    mh = _min_heights(grammar, with_variables)
     out = {}
     for t in grammar.types:
         prims = grammar.producers.get(t, ())
         heights = tuple(1 + max((mh[a] for a in grammar.primitives[i].arg_types), default=0)
                         for i in prims)
-        out[t] = _Choices(prims, heights, t == grammar.variable_type,
+        out[t] = _Choices(prims, heights, with_variables and t == grammar.variable_type,
                           grammar.constants.enabled and t == grammar.constants.type)
     return out
 
@@ -43,11 +64,15 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
                  max_depth: int, min_depth: int = 0, method: str = "grow",
                  ret_type: str | None = None) -> tuple[list[int], list[float]]:
     """Prefix codes and constants of one random tree (see module docstring)."""
-    choices = _choices(grammar)
+    choices = _choices(grammar, n_features > 0)
     want = ret_type or grammar.output_type
-    if grammar.min_height[want] > max_depth:
+    need = _min_heights(grammar, n_features > 0)[want]
+    if need >= _NEVER:
+        raise ConfigError(f"grammar {grammar.name!r} cannot build a tree of type {want!r} "
+                          f"from {n_features} input variables: it needs at least one")
+    if need > max_depth:
         raise ConfigError(f"max_depth={max_depth} is too small for grammar {grammar.name!r}: "
-                          f"type {want!r} needs depth >= {grammar.min_height[want]}")
+                          f"type {want!r} needs depth >= {need}")
     lo, hi = grammar.constants.low, grammar.constants.high
     p_const = grammar.constants.probability
     codes: list[int] = []

@@ -1,17 +1,22 @@
 """Problems: what to evolve, on which data, scored how, with which default budget.
 
-problems/*.toml hold one suite each; a problem there is pinned: its formula, its
-sampling with a seed, its grammar and its provenance. `Problem.from_data` wraps a
-user's own X, y.
+problems/*.toml hold one suite each; a problem there is pinned: its target (a formula,
+a Boolean function, a packing distribution ...), its sampling with a seed, its grammar
+and its provenance. `kind` picks how a spec is built and scored: "regression" here,
+the others in hybrid_gp.problem_kinds. Third-party packages add problems through the
+entry-point group "hybrid_gp.problems". `Problem.from_data` wraps a user's own X, y.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +26,11 @@ from .evaluation import as_features, as_target, get_metric, mse_features
 from .formula import Formula
 from .grammar import Grammar, load_grammar
 from .registry import Registry, data_dir
+
+if TYPE_CHECKING:
+    from .program import Program
+
+ENTRY_POINT_GROUP = "hybrid_gp.problems"
 
 
 @dataclass(frozen=True)
@@ -59,7 +69,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Problem:
-    """A regression task (other kinds subclass it and override `error`)."""
+    """A regression task. Other kinds subclass it and override `error` (and `n_cases`,
+    `complexity`, `baselines` where they mean something else)."""
 
     name: str
     grammar: Grammar
@@ -79,6 +90,11 @@ class Problem:
     def n_features(self) -> int:
         return self.train.XT.shape[0]
 
+    @property
+    def n_cases(self) -> int:
+        """Fitness cases one evaluation looks at (here: training rows)."""
+        return self.train.n_rows
+
     def error(self, batch: CompiledBatch, n_jobs: int = 1,
               data: Dataset | None = None) -> np.ndarray:
         """Error per program on `data` (train by default); lower is better, inf for
@@ -88,6 +104,21 @@ class Problem:
         m = get_metric(self.metric)
         err = m.from_mse(mse, float(np.var(d.y)))
         return err if m.lower_is_better else -err
+
+    def exhaustive_inputs(self) -> np.ndarray | None:
+        """Every input row the fitness depends on, when that set is finite and small
+        (rows, n_features); None when it is not (regression). A functional hash probed
+        on these rows cannot merge two programs of different fitness."""
+        return None
+
+    def complexity(self, program: Program) -> float:
+        """The second objective of the Pareto front (here: the number of nodes)."""
+        return float(program.size)
+
+    def baselines(self) -> dict[str, float]:
+        """Named reference scores in the units of `error` (on the test data when there
+        is some), for reports to print beside a run's result. None for regression."""
+        return {}
 
     def with_budget(self, **changes: Any) -> Problem:
         return replace(self, budget=replace(self.budget, **changes))
@@ -114,15 +145,30 @@ class Problem:
 # ---------------------------------------------------------------------- sampling specs
 
 
+def grid_axis(low: float, high: float, step: float) -> np.ndarray:
+    """low, low + step, ... up to high inclusive (computed by index, so no drift)."""
+    if not step > 0:
+        raise ValueError(f"step must be > 0, got {step}")
+    n = int(np.floor((high - low) / step + 1e-9)) + 1
+    return low + step * np.arange(max(n, 0))
+
+
 def sample_inputs(spec: Mapping[str, Any], n_features: int, where: str) -> np.ndarray:
     """Inputs (n_rows, n_features) from a spec: uniform {low, high, n, seed} or
-    grid {low, high, step}. low/high/step may be per-variable lists."""
+    grid {low, high, step} (the Cartesian product over variables). low/high/step may
+    be per-variable lists."""
+    if not isinstance(spec, Mapping):
+        raise ProblemError(f"{where}: expected a table like {{ kind = \"uniform\", low = -1, "
+                           f"high = 1, n = 20, seed = 1 }}, got {spec!r}")
     kind = spec.get("kind")
 
     def per_var(key: str) -> np.ndarray:
         if key not in spec:
             raise ProblemError(f"{where}: field {key!r} is missing")
-        v = np.asarray(spec[key], dtype=np.float64)
+        try:
+            v = np.asarray(spec[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            v = np.empty(0)
         if v.ndim == 0:
             v = np.full(n_features, float(v))
         if v.shape != (n_features,):
@@ -131,6 +177,8 @@ def sample_inputs(spec: Mapping[str, Any], n_features: int, where: str) -> np.nd
         return v
 
     low, high = per_var("low"), per_var("high")
+    if np.any(low > high):
+        raise ProblemError(f"{where}: field 'low' must be <= 'high' for every variable")
     if kind == "uniform":
         n, seed = spec.get("n"), spec.get("seed")
         if not isinstance(n, int) or n <= 0 or not isinstance(seed, int):
@@ -139,18 +187,100 @@ def sample_inputs(spec: Mapping[str, Any], n_features: int, where: str) -> np.nd
         return rng.uniform(low, high, size=(n, n_features))
     if kind == "grid":
         step = per_var("step")
-        axes = [np.arange(lo, hi + st / 2, st) for lo, hi, st in zip(low, high, step,
-                                                                     strict=True)]
+        if np.any(step <= 0):
+            raise ProblemError(f"{where}: field 'step' must be > 0")
+        axes = [grid_axis(lo, hi, st) for lo, hi, st in zip(low, high, step, strict=True)]
         mesh = np.meshgrid(*axes, indexing="ij")
         return np.stack([m.ravel() for m in mesh], axis=1)
     raise ProblemError(f"{where}: field 'kind': expected 'uniform' or 'grid', got {kind!r}")
 
 
-# ---------------------------------------------------------------------- suite files
+def spec_range(spec: Mapping[str, Any], n_features: int) -> tuple[tuple[float, float], ...]:
+    """Per-variable (low, high) of a sampling spec (already validated)."""
+    lo = np.asarray(spec["low"], dtype=float) * np.ones(n_features)
+    hi = np.asarray(spec["high"], dtype=float) * np.ones(n_features)
+    return tuple(zip(lo.tolist(), hi.tolist(), strict=True))
 
-_PROBLEM_FIELDS = {"name", "formula", "variables", "train", "test", "grammar", "metric",
-                   "description", "budget", "source", "kind"}
+
+# ---------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True)
+class ProblemKind:
+    """How specs of one `kind` are built: the fields they may have beyond the common
+    ones, and the builder `build(fields, name=, suite=, where=) -> Problem`."""
+
+    name: str
+    fields: frozenset[str]
+    build: Callable[..., Problem]
+
+
+COMMON_FIELDS = frozenset({"name", "kind", "grammar", "description", "source", "budget",
+                           "train", "test", "metric"})
+
+
+def need_field(d: Mapping[str, Any], key: str, where: str) -> Any:
+    """d[key], or a ProblemError naming the missing field."""
+    if key not in d:
+        raise ProblemError(f"{where}: field {key!r} is missing")
+    return d[key]
+
+
+def read_budget(data: Any, where: str) -> Budget:
+    """A Budget from a spec's [budget] table; unknown fields are refused."""
+    if not isinstance(data, Mapping):
+        raise ProblemError(f"{where}: budget: expected a table, got {data!r}")
+    unknown = set(data) - _BUDGET_FIELDS
+    if unknown:
+        raise ProblemError(f"{where}: budget: unknown field {sorted(unknown)[0]!r}; expected "
+                           f"some of {sorted(_BUDGET_FIELDS)}")
+    return Budget(**data)
+
+
 _BUDGET_FIELDS = set(Budget.__dataclass_fields__)
+
+
+def build_regression(d: Mapping[str, Any], *, name: str, suite: str, where: str) -> Problem:
+    """A regression problem: y = formula(inputs sampled as `train` / `test` say)."""
+    variables = d.get("variables", 1)
+    if isinstance(variables, int) and variables > 0:
+        names = [f"x{k}" for k in range(variables)]
+    elif (isinstance(variables, list) and variables
+          and all(isinstance(v, str) and v.isidentifier() for v in variables)):
+        names = list(variables)
+    else:
+        raise ProblemError(f"{where}: field 'variables': expected a count or a list of "
+                           f"names, got {variables!r}")
+    formula = Formula.parse(need_field(d, "formula", where), names)
+    train_spec = need_field(d, "train", where)
+    X = sample_inputs(train_spec, len(names), f"{where}: train")
+    train = Dataset.from_arrays(X, formula.evaluate(X))
+    test = None
+    if "test" in d:
+        Xt = sample_inputs(d["test"], len(names), f"{where}: test")
+        test = Dataset.from_arrays(Xt, formula.evaluate(Xt))
+    metric = d.get("metric", "mse")
+    get_metric(metric)
+    return Problem(
+        name=name, grammar=load_grammar(d.get("grammar", "full")), train=train, test=test,
+        suite=suite, metric=metric, variables=tuple(names), formula=formula,
+        description=d.get("description", f"f = {formula.text}"),
+        source=d.get("source", ""), budget=read_budget(d.get("budget", {}), where),
+        domain=spec_range(train_spec, len(names)),
+    )
+
+
+REGRESSION = ProblemKind("regression", frozenset({"formula", "variables"}), build_regression)
+
+
+def problem_kinds() -> dict[str, ProblemKind]:
+    """Every kind a suite file may name."""
+    from .problem_kinds import KINDS
+
+    return {REGRESSION.name: REGRESSION, **{k.name: k for k in KINDS}}
+
+
+# ---------------------------------------------------------------------- suite files
 
 
 @dataclass(frozen=True)
@@ -166,48 +296,19 @@ class ProblemSpec:
     def build(self) -> Problem:
         where = f"{self.path}: problem {self.name!r}"
         d = {**self.defaults, **self.data}
-        unknown = set(self.data) - _PROBLEM_FIELDS
-        if unknown:
-            raise ProblemError(f"{where}: unknown field {sorted(unknown)[0]!r}; expected some "
-                               f"of {sorted(_PROBLEM_FIELDS)}")
-        kind = d.get("kind", "regression")
-        if kind != "regression":
-            raise ProblemError(f"{where}: field 'kind': expected 'regression', got {kind!r}")
-        variables = d.get("variables", 1)
-        names = ([f"x{k}" for k in range(variables)] if isinstance(variables, int)
-                 else list(variables))
-        formula = Formula.parse(_need(d, "formula", where), names)
-        X = sample_inputs(_need(d, "train", where), len(names), f"{where}: train")
-        test = None
-        if "test" in d:
-            Xt = sample_inputs(d["test"], len(names), f"{where}: test")
-            test = Dataset.from_arrays(Xt, formula.evaluate(Xt))
-        budget = _budget(d.get("budget", {}), where)
-        train = Dataset.from_arrays(X, formula.evaluate(X))
-        lo = np.asarray(d["train"].get("low"), dtype=float) * np.ones(len(names))
-        hi = np.asarray(d["train"].get("high"), dtype=float) * np.ones(len(names))
-        return Problem(
-            name=self.name, grammar=load_grammar(d.get("grammar", "full")), train=train,
-            test=test, suite=self.suite, metric=d.get("metric", "mse"),
-            variables=tuple(f"x{k}" for k in range(len(names))), formula=formula,
-            description=d.get("description", f"f = {formula.text}"),
-            source=d.get("source", ""), budget=budget,
-            domain=tuple(zip(lo.tolist(), hi.tolist(), strict=True)),
-        )
-
-
-def _need(d: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in d:
-        raise ProblemError(f"{where}: field {key!r} is missing")
-    return d[key]
-
-
-def _budget(data: Mapping[str, Any], where: str) -> Budget:
-    unknown = set(data) - _BUDGET_FIELDS
-    if unknown:
-        raise ProblemError(f"{where}: budget: unknown field {sorted(unknown)[0]!r}; expected "
-                           f"some of {sorted(_BUDGET_FIELDS)}")
-    return Budget(**data)
+        kinds = problem_kinds()
+        kind_name = d.get("kind", "regression")
+        if kind_name not in kinds:
+            raise ProblemError(f"{where}: field 'kind': expected one of "
+                               f"{sorted(kinds)}, got {kind_name!r}")
+        kind = kinds[kind_name]
+        allowed = COMMON_FIELDS | kind.fields
+        for table, label in ((self.data, where), (self.defaults, f"{self.path}: suite")):
+            unknown = set(table) - allowed
+            if unknown:
+                raise ProblemError(f"{label}: unknown field {sorted(unknown)[0]!r} for kind "
+                                   f"{kind_name!r}; expected some of {sorted(allowed)}")
+        return kind.build(d, name=self.name, suite=self.suite, where=where)
 
 
 def read_suite(path: str | Path) -> list[ProblemSpec]:
@@ -227,42 +328,129 @@ def read_suite(path: str | Path) -> list[ProblemSpec]:
         name = p.get("name") if isinstance(p, Mapping) else None
         if not isinstance(name, str):
             raise ProblemError(f"{path}: problem #{k + 1}: field 'name' is missing")
+        if name != name.lower() or " " in name:
+            raise ProblemError(f"{path}: problem {name!r}: names are lower case without "
+                               f"spaces (like 'nguyen-7')")
         specs.append(ProblemSpec(name, suite, p, defaults, str(path)))
     return specs
 
 
-PROBLEMS: Registry[ProblemSpec] = Registry("problem")
+# ---------------------------------------------------------------------- entry points
 
 
-def _load_builtin() -> None:
-    for path in sorted(data_dir("problems").glob("*.toml")):
-        for spec in read_suite(path):
-            PROBLEMS.register(spec.name, spec, tags={spec.suite})
+@dataclass(frozen=True)
+class PluginSpec:
+    """A problem another package registers in the entry-point group
+    "hybrid_gp.problems". The entry point names the problem and points at a Problem
+    instance, a Problem subclass with a `build()` classmethod, or a function of no
+    arguments that returns a Problem."""
+
+    name: str
+    suite: str
+    target: Any
+    entry_point: str  # "name = module:attr", for messages
+
+    def build(self) -> Problem:
+        where = f"entry point {self.entry_point!r} (group {ENTRY_POINT_GROUP})"
+        obj = self.target
+        try:
+            if isinstance(obj, Problem):
+                problem = obj
+            elif isinstance(obj, type) and issubclass(obj, Problem):
+                if not callable(getattr(obj, "build", None)):
+                    raise ProblemError(f"{where}: {obj.__name__} needs a classmethod "
+                                       f"build() that returns the problem")
+                problem = obj.build()
+            elif callable(obj):
+                problem = obj()
+            else:
+                raise ProblemError(f"{where}: expected a Problem, a Problem subclass or a "
+                                   f"function returning one, got {type(obj).__name__}")
+        except ProblemError:
+            raise
+        except Exception as exc:
+            raise ProblemError(f"{where}: building the problem failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(problem, Problem):
+            raise ProblemError(f"{where}: expected a Problem, got {type(problem).__name__}")
+        if problem.name != self.name:
+            raise ProblemError(f"{where}: the problem is named {problem.name!r}; expected "
+                               f"the entry point's name {self.name!r}")
+        return problem
 
 
-def list_problems(suite: str | None = None) -> list[str]:
-    """Names of the shipped problems, optionally of one suite ("nguyen", ...)."""
-    PROBLEMS.ensure_loaded(_load_builtin)
-    names = PROBLEMS.names(tag=suite)
-    if suite is not None and not names:
-        suites = sorted({t for n in PROBLEMS.names() for t in PROBLEMS.tags(n)})
-        raise ProblemError(f"unknown suite {suite!r}; expected one of: {', '.join(suites)}")
-    return sorted(names, key=_natural)
+def _plugin_specs() -> list[PluginSpec]:
+    specs = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        label = f"{ep.name} = {ep.value}"
+        try:
+            target = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the shipped problems
+            warnings.warn(f"problem entry point {label!r} (group {ENTRY_POINT_GROUP}) cannot "
+                          f"be loaded and is skipped: {type(exc).__name__}: {exc}",
+                          stacklevel=3)
+            continue
+        suite = getattr(target, "suite", None)
+        specs.append(PluginSpec(ep.name, suite if isinstance(suite, str) else "plugins",
+                                target, label))
+    return specs
 
 
-def _natural(name: str) -> tuple[Any, ...]:
-    head, _, tail = name.rpartition("-")
-    return (head, int(tail)) if tail.isdigit() else (name, 0)
+# ---------------------------------------------------------------------- registry
 
-
+PROBLEMS: Registry[ProblemSpec | PluginSpec] = Registry("problem")
 _BUILT: dict[str, Problem] = {}
 
 
-def get_problem(name: str) -> Problem:
-    """A shipped problem by name (data sampled from its pinned seed)."""
+def _load_all() -> None:
+    for path in sorted(data_dir("problems").glob("*.toml")):
+        for spec in read_suite(path):
+            PROBLEMS.register(spec.name, spec, tags={spec.suite})
+    for plugin in _plugin_specs():
+        if plugin.name in PROBLEMS:
+            warnings.warn(f"problem entry point {plugin.entry_point!r} is skipped: a problem "
+                          f"named {plugin.name!r} already exists", stacklevel=3)
+            continue
+        PROBLEMS.register(plugin.name, plugin, tags={plugin.suite, "plugins"})
+
+
+def reload_problems() -> None:
+    """Forget every problem and read the suites and entry points again (after
+    installing a plugin into a running interpreter)."""
+    PROBLEMS.__init__(PROBLEMS.kind)  # in place: other modules hold this object
+    _BUILT.clear()
+
+
+def list_problems(suite: str | None = None) -> list[str]:
+    """Names of the shipped (and plugged-in) problems, optionally of one suite."""
+    PROBLEMS.ensure_loaded(_load_all)
+    names = PROBLEMS.names(tag=suite)
+    if suite is not None and not names:
+        raise ProblemError(f"unknown suite {suite!r}; expected one of: "
+                           f"{', '.join(list_suites())}")
+    return sorted(names, key=_natural)
+
+
+def list_suites() -> list[str]:
+    """Names of the suites (nguyen, keijzer, ..., plugins when a plugin is installed)."""
+    PROBLEMS.ensure_loaded(_load_all)
+    return sorted({t for n in PROBLEMS.names() for t in PROBLEMS.tags(n)})
+
+
+def _natural(name: str) -> tuple[Any, ...]:
+    """Sort key that orders digit runs by value: nguyen-2 before nguyen-10."""
+    return tuple(int(part) if k % 2 else part
+                 for k, part in enumerate(re.split(r"(\d+)", name)))
+
+
+def get_problem(name: str | Problem) -> Problem:
+    """A problem by name (data sampled from its pinned seeds); names are matched
+    without regard to case."""
     if isinstance(name, Problem):
         return name
-    PROBLEMS.ensure_loaded(_load_builtin)
+    PROBLEMS.ensure_loaded(_load_all)
+    if name not in PROBLEMS and isinstance(name, str) and name.lower() in PROBLEMS:
+        name = name.lower()
     if name not in _BUILT:
         _BUILT[name] = PROBLEMS.get(name).build()
     return _BUILT[name]

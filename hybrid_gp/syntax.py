@@ -121,18 +121,47 @@ def parse(text: str, grammar: Grammar, variables: Sequence[str] | None = None) -
     if not source:
         raise ParseError("empty text", text)
     try:
-        tree = ast.parse(source, mode="eval").body
-    except SyntaxError as exc:
-        pos = (exc.lineno or 1, exc.offset or 1)
-        raise ParseError(f"invalid syntax ({exc.msg})", text, pos) from None
-    except (RecursionError, MemoryError, ValueError) as exc:
-        raise ParseError(f"cannot read the text ({type(exc).__name__})", text) from None
-    builder = _Builder(grammar, text, variables)
-    try:
-        builder.build(_normalise(tree, text), grammar.output_type)
-    except RecursionError:
-        raise ParseError("expression is nested too deeply", text) from None
+        try:
+            tree = ast.parse(source, mode="eval").body
+        except SyntaxError as exc:
+            raise ParseError(f"invalid syntax ({exc.msg})", text,
+                             _syntax_error_position(source, exc)) from None
+        except (RecursionError, MemoryError, ValueError) as exc:
+            raise ParseError(f"cannot read the text ({type(exc).__name__})", text) from None
+        builder = _Builder(grammar, source, variables)
+        try:
+            builder.build(_normalise(tree, source), grammar.output_type)
+        except RecursionError:
+            raise ParseError("expression is nested too deeply", text) from None
+    except ParseError as exc:
+        # Positions were found in the stripped source; report them in the user's text.
+        raise ParseError(exc.reason, text, _in_text(text, exc.position)) from None
     return Program(grammar, builder.codes, builder.consts)
+
+
+def _syntax_error_position(source: str, exc: SyntaxError) -> tuple[int, int]:
+    """(line, column) of a syntax error in `source`. Eval mode reports an expression
+    cut short ("x0 +") at column 0; exec mode, or else the end of the text, is better."""
+    if exc.offset:
+        return (exc.lineno or 1, exc.offset)
+    try:
+        ast.parse(source, mode="exec")
+    except SyntaxError as again:
+        if again.offset:
+            return (again.lineno or 1, again.offset)
+    lines = source.splitlines() or [""]
+    return (len(lines), len(lines[-1]) + 1)
+
+
+def _in_text(text: str, position: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Shift a position in `text.strip()` to the same character of `text`."""
+    if position is None:
+        return None
+    lead = text[: len(text) - len(text.lstrip())]
+    line, col = position
+    if line == 1:
+        col += len(lead) - (lead.rfind("\n") + 1)
+    return (line + lead.count("\n"), col)
 
 
 def _normalise(tree: ast.expr, text: str) -> ast.expr:
@@ -150,13 +179,20 @@ def _normalise(tree: ast.expr, text: str) -> ast.expr:
             if isinstance(node.value, ast.Name) and node.value.id in _MODULE_PREFIXES:
                 return ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
             raise ParseError(f"attribute access {ast.unparse(node)!r} is not allowed", text,
-                             _pos(node))
+                             _pos(node, text))
 
     return Normaliser().visit(tree)
 
 
-def _pos(node: ast.AST) -> tuple[int, int]:
-    return (getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1)
+def _pos(node: ast.AST, source: str) -> tuple[int, int]:
+    """1-based (line, column) of a node; `ast` counts columns in UTF-8 bytes, we in
+    characters."""
+    line = getattr(node, "lineno", 1)
+    offset = getattr(node, "col_offset", 0)
+    lines = source.splitlines()
+    if 0 < line <= len(lines):
+        offset = len(lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "ignore"))
+    return (line, offset + 1)
 
 
 def _match(pattern: ast.AST, node: ast.AST, binds: dict[int, ast.expr]) -> bool:
@@ -212,7 +248,7 @@ class _Builder:
         self.patterns = _patterns(grammar)
 
     def fail(self, node: ast.AST, reason: str) -> ParseError:
-        return ParseError(reason, self.text, _pos(node))
+        return ParseError(reason, self.text, _pos(node, self.text))
 
     def build(self, node: ast.expr, want: str) -> None:
         value = _literal_value(node)

@@ -1,0 +1,433 @@
+"""The broker: LLM requests run in the background while the engine keeps breeding.
+
+The engine talks to a `Broker` from its own thread, twice a generation:
+
+    results = broker.collect(generation)   # replies that join now
+    broker.submit(request, generation)     # returns at once (None: not sent)
+
+Live requests run on an asyncio loop in one background thread. Everything the engine
+can observe (which replies join, the budget, whether the LLM is still in use, the
+counters) changes only inside `submit` and `collect`, on the engine's thread. In
+record mode each reply's join generation is written to the transcript; in replay mode
+`collect(g)` returns exactly the replies recorded as joined at g, so the replayed run
+makes the same decisions and ends bit-identical, with no endpoint at all.
+
+When the endpoint keeps failing (or refuses the key or the model) the broker stops
+using it: one warning line, pending requests cancelled, `active` False; the run goes
+on with the classic operators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+from ..grammar import Grammar
+from ..rng import stream
+from .budget import Budget, Reservation, prompt_token_bound
+from .client import (
+    FAULT_KINDS,
+    REFUSING,
+    RETRYABLE,
+    LLMClient,
+    Outcome,
+    request_params,
+    resolve_api_key,
+)
+from .config import LLMConfig
+from .prompts import REJECTION_KINDS, parse_reply, rejected_lines
+from .request import LLMRequest, LLMResult
+from .transcript import (
+    Occurrences,
+    Transcript,
+    TranscriptError,
+    TranscriptMiss,
+    describe_request,
+    exchange,
+    request_key,
+)
+
+log = logging.getLogger("hybrid_gp.llm")
+_SHUTDOWN_SECONDS = 5.0
+
+
+@dataclass
+class _Ticket:
+    """A submitted request until it joins."""
+
+    seq: int
+    request: LLMRequest
+    messages: list[dict[str, str]]
+    key: str
+    occurrence: int
+    submitted: int
+    reservation: Reservation
+    future: concurrent.futures.Future[Outcome] | None = None  # live
+    recorded: dict[str, Any] | None = None  # replayed
+
+    @property
+    def join_at(self) -> int | None:
+        return None if self.recorded is None else self.recorded.get("joined")
+
+
+class Broker:
+    """Sends LLM requests for one model without blocking, and joins their replies at
+    generation boundaries (recorded ones at their recorded generation)."""
+
+    def __init__(self, config: LLMConfig, *, grammar: Grammar, n_features: int,
+                 max_size: int, max_depth: int, seed: int = 0):
+        self.config = config
+        self.model = config.model
+        self.grammar = grammar
+        self.n_features = n_features
+        self.max_size = max_size
+        self.max_depth = max_depth
+        self.params = request_params(config)
+        self.budget = Budget(config.max_calls, config.max_tokens, config.max_usd,
+                             config.price())
+        self._rng = stream(seed, "llm", "backoff", config.model)  # retry jitter only
+        self._client: LLMClient | None = None
+        if config.mode in ("live", "record"):
+            # Now, on the caller's thread: a missing key is a config error before the run,
+            # and the openai import (~1 s) does not stall the engine mid-run.
+            self._live_client()
+        self.transcript = _open_transcript(config)
+        self._occurrences = Occurrences()
+        self._pending: dict[int, _Ticket] = {}
+        self._seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._consecutive_failures = 0
+        self._events: list[dict[str, Any]] = []
+        self._budget_noted = False
+        self._failures: deque[tuple[str, str]] = deque(maxlen=64)
+        self._fingerprints: set[str] = set()
+        self.disabled: str | None = None  # why the LLM is no longer used
+        self.faults: Counter[str] = Counter({k: 0 for k in FAULT_KINDS})
+        self.rejections: Counter[str] = Counter({k: 0 for k in REJECTION_KINDS})
+        self.results = 0
+        self.failed = 0
+        self.candidates = 0
+        self.accepted = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def active(self) -> bool:
+        """Whether requests may still be submitted (not disabled, budget not spent)."""
+        return self.disabled is None and not self.budget.exhausted and not self._closed
+
+    @property
+    def pending(self) -> int:
+        """Submitted requests that have not joined yet."""
+        return len(self._pending)
+
+    def capacity(self) -> int:
+        """How many more requests may be submitted now."""
+        if not self.active:
+            return 0
+        return max(0, self.config.pending_limit - len(self._pending))
+
+    def recent_failures(self, n: int | None = None) -> tuple[tuple[str, str], ...]:
+        """The latest rejected proposals as (text, "kind: reason"), newest last."""
+        n = self.config.prompt_failures if n is None else n
+        return tuple(list(self._failures)[-n:]) if n > 0 else ()
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, request: LLMRequest, generation: int) -> int | None:
+        """Queue one request; returns its sequence number, or None when it is not sent
+        (LLM disabled, budget spent, too many pending). Never waits for the network."""
+        if not self.active or len(self._pending) >= self.config.pending_limit:
+            return None
+        messages = request.message_dicts()
+        reservation = self.budget.reserve(prompt_token_bound(messages),
+                                          self.config.max_reply_tokens)
+        if reservation is None:
+            self.faults["budget_exhausted"] += 1
+            self._note_budget(generation)
+            return None
+        key = request_key(self.model, messages, self.params)
+        ticket = _Ticket(self._seq, request, messages, key, self._occurrences.next(key),
+                         generation, reservation)
+        self._seq += 1
+        recorded = self._recorded(ticket)
+        if recorded is not None:
+            ticket.recorded = recorded
+        else:
+            ticket.future = asyncio.run_coroutine_threadsafe(
+                _call(self._live_client(), messages), self._ensure_loop())
+        self._pending[ticket.seq] = ticket
+        self._note_budget(generation)
+        return ticket.seq
+
+    def _recorded(self, ticket: _Ticket) -> dict[str, Any] | None:
+        """The transcript entry that answers this request in the replay modes."""
+        mode = self.config.mode
+        if mode not in ("replay", "replay-or-live"):
+            return None
+        assert self.transcript is not None
+        entry = self.transcript.lookup(ticket.key, ticket.occurrence)
+        if mode == "replay":
+            if entry is None:
+                name = describe_request(ticket.seq, ticket.request.operator, self.model,
+                                        ticket.key, ticket.occurrence, ticket.request.gist)
+                raise TranscriptMiss(
+                    f"replay: {self.transcript.path} holds no reply for {name}; the run "
+                    f"differs from the recorded one (config, seed or code version)")
+            return entry
+        if entry is None or entry.get("outcome") == "cancelled":
+            return None  # replay-or-live: ask the endpoint
+        return entry
+
+    # ------------------------------------------------------------------ collect
+    def collect(self, generation: int) -> list[LLMResult]:
+        """The results joining at `generation`, in submission order."""
+        ready = [t for seq, t in sorted(self._pending.items()) if self._ready(t, generation)]
+        results = []
+        for ticket in ready:
+            del self._pending[ticket.seq]
+            if ticket.recorded is not None:
+                outcome = Outcome.from_json(ticket.recorded)
+            else:
+                assert ticket.future is not None
+                outcome = ticket.future.result()
+                self._record(ticket, outcome, generation)
+            results.append(self._join(ticket, outcome, generation))
+        if self.disabled is not None and self._pending:
+            self._cancel_pending()
+        return results
+
+    def _ready(self, ticket: _Ticket, generation: int) -> bool:
+        if ticket.recorded is not None:
+            join_at = ticket.join_at
+            if self.config.mode == "replay":
+                return join_at is not None and join_at <= generation
+            return join_at is None or join_at <= generation
+        assert ticket.future is not None
+        return ticket.future.done()
+
+    def _join(self, ticket: _Ticket, outcome: Outcome, generation: int) -> LLMResult:
+        cost = self.budget.settle(ticket.reservation, outcome.usage)
+        faults = Counter(outcome.faults)
+        fault, detail = outcome.fault, outcome.detail
+        programs: tuple[Any, ...] = ()
+        rejections: dict[str, int] = {}
+        rejected: tuple[tuple[str, str], ...] = ()
+        n_candidates = 0
+        fingerprint = None
+        if outcome.reply is not None:
+            reply = outcome.reply
+            fingerprint = reply.system_fingerprint
+            if fingerprint:
+                self._fingerprints.add(fingerprint)
+            parsed = parse_reply(reply.text, self.grammar, self.n_features, self.max_size,
+                                 self.max_depth, k=self.config.k, known=ticket.request.known)
+            n_candidates = parsed.n_candidates
+            programs = tuple(parsed.programs)
+            rejections = dict(parsed.rejections)
+            rejected = tuple(rejected_lines(parsed))
+            self.rejections.update(parsed.rejections)
+            self._failures.extend(rejected)
+            if n_candidates == 0:
+                fault, detail = "malformed", f"no line starts with EXPR: ({len(reply.text)} chars)"
+                faults["malformed"] += 1
+        self.faults.update(faults)
+        self.results += 1
+        self.candidates += n_candidates
+        self.accepted += len(programs)
+        if fault is not None:
+            self.failed += 1
+        self._health(fault, detail, outcome.status, generation)
+        result = LLMResult(
+            seq=ticket.seq, operator=ticket.request.operator,
+            parent_ids=ticket.request.parent_ids, model=self.model, programs=programs,
+            rejections=rejections, rejected=rejected, n_candidates=n_candidates,
+            fault=fault, faults=dict(faults), detail=detail,
+            attempts=outcome.attempts, prompt_tokens=outcome.usage.prompt_tokens,
+            completion_tokens=outcome.usage.completion_tokens, cost_usd=cost,
+            latency=outcome.latency, system_fingerprint=fingerprint,
+            submitted=ticket.submitted, joined=generation,
+            replayed=ticket.recorded is not None)
+        self._events.append({**result.event(), "generation": generation})
+        return result
+
+    def _health(self, fault: str | None, detail: str, status: int | None,
+                generation: int) -> None:
+        """Count failures in a row; stop using the endpoint when it keeps failing, or at
+        once when it refuses the key or the model."""
+        if fault == "client_error" and status in REFUSING:
+            self._disable(f"the endpoint refused the request ({detail})", generation)
+        elif fault in RETRYABLE or fault in ("client_error", "internal"):
+            self._consecutive_failures += 1
+            if self._consecutive_failures >= self.config.failures_to_disable:
+                self._disable(f"{self._consecutive_failures} requests in a row failed "
+                              f"(last: {fault}, {detail})", generation)
+        else:
+            self._consecutive_failures = 0
+
+    def _disable(self, reason: str, generation: int) -> None:
+        if self.disabled is not None:
+            return
+        self.disabled = reason
+        where = self.config.base_url or "api.openai.com"
+        log.warning("hybrid_gp: LLM %s at %s is no longer used: %s; the run goes on with "
+                    "the classic operators", self.model, where, reason)
+        self._events.append({"event": "llm_disabled", "generation": generation,
+                             "model": self.model, "reason": reason})
+
+    def _note_budget(self, generation: int) -> None:
+        if self.budget.exhausted and not self._budget_noted:
+            self._events.append({"event": "llm_budget_exhausted", "generation": generation,
+                                 "model": self.model, "cap": self.budget.hit,
+                                 "calls": self.budget.calls})
+            self._budget_noted = True
+
+    # ------------------------------------------------------------------ events and stats
+    def take_events(self) -> list[dict[str, Any]]:
+        """Events since the last call (llm_call per joined request, llm_disabled,
+        llm_budget_exhausted), for events.jsonl; clears them."""
+        events, self._events = self._events, []
+        return events
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for res.stats; no wall-clock values, so a replay reports the same."""
+        b = self.budget
+        return {
+            "llm_calls": b.calls,
+            "llm_tokens": b.tokens,
+            "llm_prompt_tokens": b.prompt_tokens,
+            "llm_completion_tokens": b.completion_tokens,
+            "llm_usd": b.usd,
+            "llm_results": self.results,
+            "llm_failures": self.failed,
+            "llm_candidates": self.candidates,
+            "llm_accepted": self.accepted,
+            "llm_rejections": dict(self.rejections),
+            "llm_faults": dict(self.faults),
+            "llm_pending": len(self._pending),
+            "llm_budget_exhausted": b.hit if b.exhausted else None,
+            "llm_disabled": self.disabled,
+            "llm_system_fingerprints": sorted(self._fingerprints),
+        }
+
+    # ------------------------------------------------------------------ background loop
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="hybrid-gp-llm",
+                                      daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    def _live_client(self) -> LLMClient:
+        if self._client is None:  # the key goes straight to the client; nothing else holds it
+            self._client = LLMClient(self.config, self._rng, resolve_api_key(self.config))
+        return self._client
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every live request in flight has an outcome (tests, shutdown);
+        False on timeout. Joins nothing: `collect` still decides when replies join."""
+        futures = [t.future for t in self._pending.values() if t.future is not None]
+        if not futures:
+            return True
+        _, not_done = concurrent.futures.wait(futures, timeout=timeout)
+        return not not_done
+
+    def _record(self, ticket: _Ticket, outcome: Outcome, joined: int | None) -> None:
+        if self.transcript is None or self.config.mode == "replay":
+            return
+        self.transcript.append(exchange(
+            key=ticket.key, occurrence=ticket.occurrence, seq=ticket.seq,
+            operator=ticket.request.operator, model=self.model, messages=ticket.messages,
+            params=self.params, outcome=outcome.to_json(), submitted=ticket.submitted,
+            joined=joined))
+
+    def _cancel_pending(self) -> None:
+        """Drop requests that will not join: record what they became, free the budget."""
+        for _, ticket in sorted(self._pending.items()):
+            self.budget.release(ticket.reservation)
+            if ticket.future is None:
+                continue
+            if ticket.future.done() and not ticket.future.cancelled():
+                outcome = ticket.future.result()
+            else:
+                ticket.future.cancel()
+                outcome = Outcome(None, "cancelled", detail="the run no longer waited")
+            self._record(ticket, outcome, None)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Cancel what is pending, stop the background thread, close the transcript.
+        Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._cancel_pending()
+        finally:
+            self._stop_loop()
+            if self.transcript is not None:
+                self.transcript.close()
+
+    def _stop_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        # On a timeout the loop is stopped below all the same.
+        with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_SHUTDOWN_SECONDS)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_SHUTDOWN_SECONDS)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Broker(model={self.model!r}, mode={self.config.mode!r}, "
+                f"pending={len(self._pending)}, active={self.active})")
+
+
+async def _call(client: LLMClient, messages: list[dict[str, str]]) -> Outcome:
+    """One request on the loop; an unexpected error becomes a counted fault, never a
+    traceback in the background thread."""
+    try:
+        return await client.complete(messages)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return Outcome(None, "internal", {"internal": 1}, detail=type(exc).__name__)
+
+
+def _open_transcript(config: LLMConfig) -> Transcript | None:
+    mode = config.mode
+    if mode == "live":
+        return None
+    if config.transcript is None:  # LLMConfig refuses this; kept for direct callers
+        raise TranscriptError(f"llm.transcript: mode {mode!r} needs a transcript file")
+    if mode == "record":
+        return Transcript(config.transcript, read=False, write=True, fresh=True)
+    if mode == "replay":
+        return Transcript(config.transcript, read=True, write=False)
+    return Transcript(config.transcript, read=True, write=True)

@@ -1,0 +1,149 @@
+"""Transcripts: every LLM request and its outcome, one JSON object a line.
+
+A request is keyed by the sha256 of its canonical JSON (model, messages, sampling
+parameters) and an occurrence counter: the n-th time a run sends the same request is
+occurrence n, so asking again gets the next recorded sample, not the first one again.
+Each entry also stores the generation at which the reply joined the run (`joined`), so a
+replay feeds every reply back at the same point and repeats the run bit for bit.
+
+The first line is a header naming the format. Nothing secret is written: no API key,
+no headers, no base URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import UserError
+
+FORMAT = "hybrid_gp.llm_transcript"
+VERSION = 1
+_REQUIRED = ("key", "occurrence", "model", "messages", "params", "outcome")
+
+
+class TranscriptError(UserError):
+    """A transcript file is unreadable or does not match the run."""
+
+
+class TranscriptMiss(TranscriptError):
+    """Strict replay: the run sent a request the transcript does not hold."""
+
+
+def request_key(model: str, messages: Sequence[dict[str, Any]], params: dict[str, Any]) -> str:
+    """Stable hex key of a request: sha256 of its canonical JSON (sorted keys, no spaces),
+    the same on every machine and Python version."""
+    canonical = json.dumps(
+        {"model": model, "messages": [dict(m) for m in messages], "params": params},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Occurrences:
+    """Counts how often each key was asked; `next(key)` is 0 the first time."""
+
+    def __init__(self) -> None:
+        self._seen: Counter[str] = Counter()
+
+    def next(self, key: str) -> int:
+        n = self._seen[key]
+        self._seen[key] += 1
+        return n
+
+
+class Transcript:
+    """One JSONL file: read whole for replay, appended to while recording."""
+
+    def __init__(self, path: str | Path, *, read: bool, write: bool, fresh: bool = False):
+        self.path = Path(path)
+        self.entries: dict[tuple[str, int], dict[str, Any]] = {}
+        self._out = None
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if fresh and exists:
+            raise TranscriptError(
+                f"llm.transcript: {self.path} already exists; mode 'record' starts a new "
+                f"transcript. Replay it (mode 'replay' or 'replay-or-live'), or choose "
+                f"another path")
+        if read:
+            if not exists and not write:
+                raise TranscriptError(f"llm.transcript: {self.path} does not exist; "
+                                      f"mode 'replay' needs a recorded transcript")
+            if exists:
+                self._load()
+        if write:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                raise TranscriptError(f"llm.transcript: cannot write {self.path}: "
+                                      f"{exc.strerror}") from None
+            if not exists:
+                self._write({"type": "header", "format": FORMAT, "version": VERSION,
+                             "hybrid_gp": __version__})
+
+    def _load(self) -> None:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"llm.transcript: cannot read {self.path}: {exc}") from None
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            where = f"{self.path}:{number}"
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TranscriptError(f"llm.transcript: {where}: not JSON ({exc.msg})") from None
+            if not isinstance(entry, dict):
+                raise TranscriptError(f"llm.transcript: {where}: expected a JSON object")
+            if entry.get("type") == "header":
+                if entry.get("format") != FORMAT or entry.get("version") != VERSION:
+                    raise TranscriptError(
+                        f"llm.transcript: {where}: not a {FORMAT} version {VERSION} file")
+                continue
+            missing = [k for k in _REQUIRED if k not in entry]
+            if missing:
+                raise TranscriptError(f"llm.transcript: {where}: entry lacks {missing[0]!r}")
+            self.entries[(entry["key"], int(entry["occurrence"]))] = entry
+
+    def lookup(self, key: str, occurrence: int) -> dict[str, Any] | None:
+        return self.entries.get((key, occurrence))
+
+    def append(self, entry: dict[str, Any]) -> None:
+        """Write one exchange (see `exchange`)."""
+        self.entries[(entry["key"], int(entry["occurrence"]))] = entry
+        self._write({"type": "exchange", **entry})
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        if self._out is None:
+            raise TranscriptError(f"llm.transcript: {self.path} is open for reading only")
+        self._out.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+
+def exchange(*, key: str, occurrence: int, seq: int, operator: str, model: str,
+             messages: Sequence[dict[str, Any]], params: dict[str, Any],
+             outcome: dict[str, Any], submitted: int, joined: int | None) -> dict[str, Any]:
+    """One transcript entry: the request, its outcome (client.Outcome.to_json()) and
+    the generations at which it was submitted and joined (None: never joined)."""
+    return {"key": key, "occurrence": occurrence, "seq": seq, "operator": operator,
+            "model": model, "messages": [dict(m) for m in messages], "params": dict(params),
+            **outcome, "submitted": submitted, "joined": joined}
+
+
+def describe_request(seq: int, operator: str, model: str, key: str, occurrence: int,
+                     gist: str) -> str:
+    """One line naming a request, for errors."""
+    gist = " ".join(gist.split())[:100]
+    return (f"request #{seq} ({operator} of {gist!r}, model {model!r}, key {key[:12]}, "
+            f"occurrence {occurrence})")

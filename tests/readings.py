@@ -1,0 +1,86 @@
+"""Numeric helpers for comparing a program with its sympy readings.
+
+Comparisons skip only rows where the program is ill-conditioned: rows whose kernel
+output moves by more than 1e-7 (relative) when inputs and constants move by 1e-12.
+There a few ulps of rounding (sympy reassociates sums, lambdify prints floats with 15
+digits) legitimately change the result; everywhere else the values must agree.
+Guarded regions (a divisor or log argument of exactly 0) stay in: scaling an exact
+zero keeps it zero.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import sympy as sp
+
+from hybrid_gp.kernels.opcodes import EPS
+from hybrid_gp.program import Program, with_constants
+
+
+def stable_rows(p: Program, X: np.ndarray, delta: float = 1e-12) -> np.ndarray:
+    """Rows with a finite kernel output that barely moves under tiny perturbations."""
+    base = p.evaluate(X)
+    ok = np.isfinite(base)
+    for sx, sc in itertools.product((1 + delta, 1 - delta), repeat=2):
+        moved = with_constants(p, [c * sc for c in p.consts]).evaluate(X * sx)
+        ok &= np.isclose(moved, base, rtol=1e-7, atol=1e-9)
+    return ok
+
+
+def _ite_as_and_or(c: sp.Basic, a: sp.Basic, b: sp.Basic) -> sp.Basic:
+    return sp.And(sp.Or(sp.Not(c), a), sp.Or(c, b))
+
+
+def sympy_values(expr: sp.Basic, X: np.ndarray) -> np.ndarray:
+    """Lambdify over numpy, working around two gaps of sympy 1.14's numpy printer:
+    an ITE inside a condition prints as a float-valued select (so it is rewritten
+    with And/Or first), and zoo, which can sit in an unreachable Piecewise branch,
+    cannot be printed (it becomes an argument fed NaN, which can only make a
+    comparison fail)."""
+    syms = [sp.Symbol(f"x{k}", real=True) for k in range(X.shape[1])]
+    zoo = sp.Symbol("zoo_placeholder")
+    expr = sp.sympify(expr).replace(sp.ITE, _ite_as_and_or).xreplace({sp.zoo: zoo})
+    f = sp.lambdify([*syms, zoo], expr, modules="numpy")
+    with np.errstate(all="ignore"):
+        out = f(*X.T, np.nan)
+    return np.broadcast_to(np.asarray(out), (X.shape[0],))
+
+
+GUARDED = {"div", "inv", "log", "sqrt", "pow"}
+
+
+def plain_rows(p: Program, X: np.ndarray) -> np.ndarray:
+    """Rows where every guard of p is inactive and the plain formula is real: divisors
+    above EPS, log and pow bases positive, sqrt arguments non-negative."""
+    ok = np.ones(X.shape[0], dtype=bool)
+    g = p.grammar
+    with np.errstate(all="ignore"):
+        for i, c in enumerate(p.codes):
+            if c < 0 or g.primitives[c].op not in GUARDED:
+                continue
+            op = g.primitives[c].op
+            first = i + 1
+            a = p.subtree(first).evaluate(X)
+            if op == "div":
+                b = p.subtree(p.subtree_end(first)).evaluate(X)
+                ok &= np.abs(b) > 1e3 * EPS
+            elif op == "inv":
+                ok &= np.abs(a) > 1e3 * EPS
+            elif op == "log":
+                ok &= a > 1e3 * EPS
+            elif op == "sqrt":
+                ok &= a >= 0
+            else:  # pow
+                ok &= a > 1e3 * EPS
+    return ok
+
+
+def assert_agree(expected: np.ndarray, got: np.ndarray, rows: np.ndarray, text: str) -> None:
+    got = np.asarray(got)
+    if np.iscomplexobj(got):
+        assert np.allclose(got.imag[rows], 0.0, atol=1e-9), text
+        got = got.real
+    np.testing.assert_allclose(got[rows].astype(float), expected[rows], rtol=1e-6,
+                               atol=1e-8, err_msg=text)

@@ -1,0 +1,176 @@
+"""SymbolicRegressor: scikit-learn's estimator checks, fit/predict/score, the Pareto
+front, sympy()/latex(), reproducibility, and clear errors for bad X and y (also in
+hg.fitness)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import sympy as sp
+from readings import plain_rows, stable_rows, sympy_values
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import r2_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import hybrid_gp as hg
+from hybrid_gp.errors import DataError
+
+
+def tiny(**kw) -> hg.SymbolicRegressor:
+    """A budget small enough for the whole sklearn check suite to run in seconds."""
+    return hg.SymbolicRegressor(**{"population_size": 10, "max_evaluations": 40,
+                                   "random_state": 0, **kw})
+
+
+# No expected failures: every check sklearn runs on a regressor passes. (One check,
+# check_array_api_input, is skipped by sklearn itself unless SCIPY_ARRAY_API=1.)
+@parametrize_with_checks([tiny()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    X = np.random.default_rng(42).uniform(-2, 2, size=(60, 2))
+    return X, X[:, 0] * X[:, 1] + X[:, 0]
+
+
+@pytest.fixture(scope="module")
+def fitted(data) -> hg.SymbolicRegressor:
+    X, y = data
+    return hg.SymbolicRegressor(grammar="koza", population_size=60, max_evaluations=1500,
+                                random_state=0).fit(X, y)
+
+
+def test_fit_returns_the_estimator_with_its_fitted_attributes(data):
+    X, y = data
+    est = tiny(max_evaluations=100)
+    assert est.fit(X, y) is est
+    assert est.n_features_in_ == 2
+    assert isinstance(est.program_, hg.Program)
+    assert est.run_.stats["evaluations"] <= 100
+
+
+def test_predict_is_the_program_on_X_and_score_is_r2(fitted, data):
+    X, y = data
+    pred = fitted.predict(X)
+    assert pred.shape == (len(X),)
+    np.testing.assert_array_equal(pred, fitted.program_.evaluate(X))
+    assert fitted.score(X, y) == pytest.approx(r2_score(y, pred))
+
+
+def test_the_best_program_is_the_most_accurate_end_of_the_pareto_front(fitted, data):
+    X, y = data
+    front = fitted.pareto_front_
+    complexity = [c for c, _, _ in front]
+    errors = [e for _, e, _ in front]
+    assert complexity == sorted(complexity) and len(set(complexity)) == len(complexity)
+    assert all(e1 > e2 for e1, e2 in itertools.pairwise(errors))
+    assert front[-1][2] == fitted.program_
+    for c, e, p in front:  # each entry is what its program scores on the training data
+        assert c == p.size
+        assert e == pytest.approx(hg.fitness([p], X, y, metric="mse")[0], rel=1e-9)
+
+
+def test_sympy_and_latex_describe_the_chosen_program(fitted, data):
+    X, _ = data
+    expr = fitted.sympy()
+    assert isinstance(expr, sp.Expr)
+    assert fitted.latex() == sp.latex(expr)
+    assert expr.free_symbols <= {sp.Symbol("x0", real=True), sp.Symbol("x1", real=True)}
+    p = fitted.program_
+    rows = plain_rows(p, X) & stable_rows(p, X)
+    assert rows.any()
+    values = np.asarray(sympy_values(expr, X), dtype=complex)
+    # constants are rounded to 6 significant digits for reading
+    np.testing.assert_allclose(values[rows].real, fitted.predict(X)[rows], rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_sympy_of_a_formula_with_constants(data):
+    X, y = data
+    est = hg.SymbolicRegressor(population_size=40, max_evaluations=400,
+                               random_state=1).fit(X, 2.5 * y - 1.0)
+    p = est.program_
+    rows = plain_rows(p, X) & stable_rows(p, X)
+    assert rows.any()
+    values = np.asarray(sympy_values(est.sympy(), X), dtype=complex)
+    np.testing.assert_allclose(values[rows].real, est.predict(X)[rows], rtol=1e-4,
+                               atol=1e-6, err_msg=f"{p} -> {est.sympy()}")
+
+
+def test_the_same_random_state_gives_the_same_program(data):
+    X, y = data
+    a = tiny(population_size=30, max_evaluations=300, random_state=7).fit(X, y)
+    b = tiny(population_size=30, max_evaluations=300, random_state=7).fit(X, y)
+    assert a.program_ == b.program_
+    assert [(c, e, str(p)) for c, e, p in a.pareto_front_] == [
+        (c, e, str(p)) for c, e, p in b.pareto_front_]
+
+
+def test_the_result_does_not_depend_on_n_jobs(data):
+    X, y = data
+    a = tiny(population_size=30, max_evaluations=300, random_state=3, n_jobs=1).fit(X, y)
+    b = tiny(population_size=30, max_evaluations=300, random_state=3, n_jobs=2).fit(X, y)
+    assert a.program_ == b.program_
+
+
+def test_a_generator_as_random_state_is_accepted_and_reproducible(data):
+    X, y = data
+    a = tiny(random_state=np.random.default_rng(5)).fit(X, y)
+    b = tiny(random_state=np.random.default_rng(5)).fit(X, y)
+    assert a.program_ == b.program_
+
+
+# ---------------------------------------------------------------------- bad input
+
+
+def test_nan_in_X_is_refused_by_fit(data):
+    X, y = data
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        tiny().fit(bad, y)
+
+
+def test_X_and_y_of_different_lengths_are_refused_by_fit(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[60, 59\]"):
+        tiny().fit(X, y[:-1])
+
+
+def test_predict_needs_a_fit_and_the_same_columns(fitted, data):
+    X, _ = data
+    with pytest.raises(NotFittedError):
+        tiny().predict(X)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict(X[:, :1])
+
+
+def test_fitness_refuses_X_and_y_of_different_lengths(data):
+    X, y = data
+    p = hg.Program.parse("x0 * x1", grammar="koza")
+    with pytest.raises(DataError, match="X has 60 rows but y has 59"):
+        hg.fitness([p], X, y[:-1])
+
+
+def test_fitness_refuses_nan_in_y(data):
+    X, y = data
+    p = hg.Program.parse("x0 * x1", grammar="koza")
+    bad = y.copy()
+    bad[0] = np.nan
+    with pytest.raises(DataError, match="y has 1 NaN or inf"):
+        hg.fitness([p], X, bad)
+
+
+@pytest.mark.xfail(strict=True, reason="hybrid_gp/evaluation.py (not in this slice) lets "
+                   "fitness take NaN in X: the program scores inf instead of an error")
+def test_fitness_refuses_nan_in_X(data):
+    X, y = data
+    p = hg.Program.parse("x0 * x1", grammar="koza")
+    bad = X.copy()
+    bad[2, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        hg.fitness([p], bad, y)
