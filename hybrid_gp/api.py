@@ -1,23 +1,33 @@
 """`hg.run`: one seeded run of a problem, optionally writing a run directory.
 
-The CLI and the estimator are thin faces over `run_config`.
+The CLI and the estimator are thin faces over `run_config` and `resume`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import RunConfig, SearchConfig, to_json
-from .errors import ConfigError
+from .config import RunConfig, SearchConfig, from_json, to_json
+from .errors import ConfigError, RunInterrupted, UserError
 from .problem import Problem, get_problem
 from .program import Program
-from .runlog import RunLog
+from .runlog import (
+    CONFIG,
+    RunLog,
+    load_checkpoint,
+    save_checkpoint,
+    truncate_events,
+    write_genealogy,
+)
 from .search.engine import Engine
 
 
@@ -47,7 +57,7 @@ def make_config(problem: str, seed: int = 0, max_evaluations: int | None = None,
     """A RunConfig from the common keyword arguments (others go to SearchConfig)."""
     _check_budget("max_evaluations", max_evaluations, int)
     _check_budget("time_budget", time_budget, (int, float))
-    if not isinstance(seed, int | np.integer) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     try:
         return RunConfig(problem=problem, seed=int(seed), n_jobs=n_jobs, search=SearchConfig(
@@ -70,21 +80,35 @@ def run(problem: str | Problem, seed: int = 0, max_evaluations: int | None = Non
     """Evolve programs for a problem (a name from `hg.list_problems()` or a Problem).
 
     max_evaluations counts real evaluations (cache hits are free); time_budget is in
-    wall seconds; either, or the problem's target error, stops the run. With `out_dir`
-    the run writes config.json, events.jsonl, best.txt and pareto.csv there.
+    wall seconds; either, or the problem's target error, stops the run. Other keyword
+    arguments set SearchConfig fields (population_size=..., islands=...). With
+    `out_dir` the run writes config.json, events.jsonl, best.txt, pareto.csv,
+    genealogy.json and checkpoints there, and can be resumed with `hg.resume`.
     """
-    if llm is not None:
-        raise ConfigError("llm operators are not available in this build yet")
     prob = problem if isinstance(problem, Problem) else get_problem(problem)
     config = make_config(prob.name, seed, max_evaluations, time_budget, n_jobs, **search)
+    if llm is not None:
+        config = config.clone(override={"llm": llm})
     return run_config(config, problem=prob, out_dir=out_dir)
+
+
+def problem_for(config: RunConfig) -> Problem:
+    """The problem a config names: a shipped one, or the user's CSV file."""
+    data = getattr(config, "data", None)
+    if data is not None:
+        from .data import problem_from_csv
+
+        return problem_from_csv(data.path, data.target, drop_nan=data.drop_nan,
+                                grammar=data.grammar)
+    return get_problem(config.problem)
 
 
 def run_config(config: RunConfig, problem: Problem | None = None,
                out_dir: str | Path | None = None,
-               on_event: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+               on_event: Callable[[dict[str, Any]], None] | None = None,
+               resume: bool = False) -> RunResult:
     """Run exactly what `config` says (what `hybrid-gp run` and `resume` call)."""
-    prob = problem or get_problem(config.problem)
+    prob = problem or problem_for(config)
     log = RunLog(out_dir) if out_dir is not None else None
 
     def emit(event: dict[str, Any]) -> None:
@@ -93,27 +117,88 @@ def run_config(config: RunConfig, problem: Problem | None = None,
         if on_event is not None:
             on_event(event)
 
-    engine = Engine(prob, config, emit=emit)
+    checkpoint = (lambda eng: _checkpoint(eng, log)) if log is not None else None
+    state = None
+    if resume and log is not None:
+        log.close()
+        state = load_checkpoint(log.dir)
+        truncate_events(log.dir, state.events_written if state is not None else 0)
+        log = RunLog(log.dir)
+    engine = Engine(prob, config, emit=emit, checkpoint=checkpoint)
+    if state is not None:
+        engine.attach(state)
     try:
-        if log is not None:
+        if log is not None and not resume:
             log.write_config(to_json(config))
-        reason = engine.run()
+        with _stop_on_signals(engine, enabled=log is not None):
+            reason = engine.run()
+        if reason == "interrupted":
+            assert log is not None
+            _checkpoint(engine, log)
+            raise RunInterrupted(f"stopped at generation {engine.state.generation}; the "
+                                 f"checkpoint is saved: `hybrid-gp resume {log.dir}` goes on")
         result = _result(engine, reason, log)
         emit({"event": "end", "stop_reason": reason, **_stable_stats(result.stats),
               "clock": {"wall_seconds": result.stats["wall_seconds"]}})
         if log is not None:
-            log.write_results(result.best, result.best_error, result.pareto_front,
-                              {"problem": prob.name, "seed": config.seed,
-                               "stop_reason": reason, "test_error": result.test_error})
+            _write_outputs(engine, result, log)
         return result
     finally:
         if log is not None:
             log.close()
 
 
+def resume(run_dir: str | Path,
+           on_event: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Continue a run from its directory's last checkpoint (or from the start if it
+    never wrote one). The run ends exactly as an uninterrupted run would."""
+    path = Path(run_dir)
+    config_path = path / CONFIG
+    if not config_path.exists():
+        raise UserError(f"{path} holds no run: {CONFIG} is missing")
+    config = from_json(config_path.read_text(encoding="utf-8"))
+    return run_config(config, out_dir=path, on_event=on_event, resume=True)
+
+
+def _checkpoint(engine: Engine, log: RunLog) -> None:
+    engine.state.elapsed = engine.elapsed
+    save_checkpoint(log.dir, engine.state)
+
+
+@contextmanager
+def _stop_on_signals(engine: Engine, enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the engine to stop at the next barrier (then it checkpoints);
+    a second SIGINT stops at once."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if engine.stop_requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        engine.stop_requested = True
+
+    old = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def _stable_stats(stats: dict[str, Any]) -> dict[str, Any]:
     """The stats that do not depend on the wall clock."""
     return {k: v for k, v in stats.items() if k not in ("wall_seconds", "evaluations_per_second")}
+
+
+def _write_outputs(engine: Engine, result: RunResult, log: RunLog) -> None:
+    prob = result.problem
+    log.write_results(result.best, result.best_error, result.pareto_front,
+                      {"problem": prob.name, "seed": result.config.seed,
+                       "stop_reason": result.stop_reason, "test_error": result.test_error})
+    roots = [int(i) for island in engine.state.islands for i in island.population.ids]
+    graph = engine.state.genealogy.to_networkx(roots)
+    write_genealogy(log.dir, graph, engine.state.genealogy.credit_table())
 
 
 def _result(engine: Engine, reason: str, log: RunLog | None) -> RunResult:

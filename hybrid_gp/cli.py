@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import UserError
+from .errors import RunInterrupted, UserError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", help="only this suite (nguyen, keijzer, ...)")
 
     p = sub.add_parser("run", help="evolve programs for a problem")
-    p.add_argument("problem", help="problem name (see `hybrid-gp list`)")
+    p.add_argument("problem", nargs="?", help="problem name (see `hybrid-gp list`)")
+    p.add_argument("--data", type=Path, help="a CSV file (header row) instead of PROBLEM")
+    p.add_argument("--target", help="with --data: the column to predict")
+    p.add_argument("--drop-nan", action="store_true",
+                   help="with --data: drop rows with missing values instead of refusing them")
+    p.add_argument("--grammar", default=None, help="with --data: grammar (default full)")
     p.add_argument("--seed", type=_non_negative_int, default=0, help="root seed (default 0)")
     p.add_argument("--runs", type=_positive_int, default=1,
                    help="number of runs, seeds SEED..SEED+RUNS-1")
@@ -77,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="PATH=VALUE", help="any config field, e.g. search.population_size=200")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+
+    p = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    p.add_argument("dir", type=Path, help="the run directory")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return parser
 
@@ -97,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"hybrid-gp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(f"hybrid-gp {args.command}: interrupted: {exc}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
         return 0
@@ -117,36 +129,74 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from .problem import get_problem, list_problems
 
     names = list_problems(args.suite)
-    print(f"{'suite':<10} {'name':<16} {'vars':>4} {'rows':>6}  grammar  description")
+    print(f"{'suite':<10} {'name':<20} {'vars':>4} {'rows':>7}  {'grammar':<8} description")
     for name in names:
         p = get_problem(name)
-        print(f"{p.suite:<10} {p.name:<16} {p.n_features:>4} {p.train.n_rows:>6}  "
+        print(f"{p.suite:<10} {p.name:<20} {p.n_features:>4} {p.n_cases:>7}  "
               f"{p.grammar.name:<8} {p.description}")
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .api import make_config, run_config
-    from .config import apply_overrides
+def _problem_and_config(args: argparse.Namespace) -> tuple[Any, Any]:
+    from .api import make_config
+    from .config import DataSource, apply_overrides
     from .problem import get_problem
 
-    problem = get_problem(args.problem)
-    base = make_config(problem.name, args.seed, args.max_evals, args.time_budget, args.n_jobs)
-    base = apply_overrides(base, args.overrides)
+    if (args.problem is None) == (args.data is None):
+        raise UserError("give either a PROBLEM name or --data FILE.csv --target COLUMN")
+    if args.data is not None:
+        from .data import problem_from_csv
+
+        if not args.target:
+            raise UserError("--data needs --target COLUMN (the column to predict)")
+        source = DataSource(path=str(args.data.resolve()), target=args.target,
+                            drop_nan=args.drop_nan, grammar=args.grammar or "full")
+        problem = problem_from_csv(source.path, source.target, drop_nan=source.drop_nan,
+                                   grammar=source.grammar)
+        base = make_config(problem.name, args.seed, args.max_evals, args.time_budget,
+                           args.n_jobs).clone(override={"data": source})
+    else:
+        if args.target or args.drop_nan or args.grammar:
+            raise UserError("--target, --drop-nan and --grammar go with --data")
+        problem = get_problem(args.problem)
+        base = make_config(problem.name, args.seed, args.max_evals, args.time_budget,
+                           args.n_jobs)
+    return problem, apply_overrides(base, args.overrides)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .api import run_config
+
+    problem, base = _problem_and_config(args)
     results = []
     for k in range(args.runs):
         seed = args.seed + k
         config = base.clone(override={"seed": seed})
         out = _run_dir(args.out, problem.name, seed, args.runs)
         progress = None if args.quiet else _Progress(f"{problem.name} s{seed}")
-        result = run_config(config, problem=problem, out_dir=out,
-                            on_event=progress.update if progress else None)
-        if progress:
-            progress.close()
+        try:
+            result = run_config(config, problem=problem, out_dir=out,
+                                on_event=progress.update if progress else None)
+        finally:
+            if progress:
+                progress.close()
         _print_result(result)
         results.append(result)
     if len(results) > 1:
         _print_summary(results)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .api import resume
+
+    progress = None if args.quiet else _Progress(str(args.dir))
+    try:
+        result = resume(args.dir, on_event=progress.update if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    _print_result(result)
     return 0
 
 
@@ -171,7 +221,7 @@ class _Progress:
         self.last = 0.0
 
     def update(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "generation":
+        if event.get("event") != "progress":
             return
         now = time.monotonic()
         if not self.tty and now - self.last < 2.0:
@@ -211,6 +261,8 @@ def _print_result(result: Any) -> None:
           + (f", test {metric} {result.test_error:.3g}" if result.test_error is not None
              else ""))
     print(f"  program: {result.best}")
+    for name, value in p.baselines().items():
+        print(f"  baseline {name}: {value:.4g}")
     if result.out_dir is not None:
         print(f"  run directory: {result.out_dir}")
 
@@ -223,4 +275,4 @@ def _print_summary(results: list[Any]) -> None:
           f"{solved} reached the target error")
 
 
-_COMMANDS = {"list": _cmd_list, "run": _cmd_run}
+_COMMANDS = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume}

@@ -72,6 +72,15 @@ class SearchConfig(pg.Object):
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()
+    islands: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                 "populations evolving apart (ring migration)"] = 1
+    migration_interval: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                            "generations between migrations"] = 10
+    migration_size: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                        "best programs each island sends on"] = 5
+    checkpoint_every: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                          "generations between checkpoints (0: never; "
+                                          "needs a run directory)"] = 50
 
 
 @stable_name("hybrid_gp.CacheConfig")
@@ -96,6 +105,16 @@ class CacheConfig(pg.Object):
                                    "evaluations averaged per function (averaging mode)"] = 5
 
 
+@stable_name("hybrid_gp.DataSource")
+class DataSource(pg.Object):
+    """A user's CSV file as the problem (`hybrid-gp run --data FILE --target COLUMN`)."""
+
+    path: pg.typing.Annotated[str, "CSV file with a header row"]
+    target: pg.typing.Annotated[str, "the column to predict"]
+    drop_nan: pg.typing.Annotated[bool, "drop incomplete rows instead of refusing them"] = False
+    grammar: pg.typing.Annotated[str, "grammar name or .toml path"] = "full"
+
+
 @stable_name("hybrid_gp.RunConfig")
 class RunConfig(pg.Object):
     """Everything needed to rerun a run: the problem, the seed and all settings."""
@@ -105,6 +124,8 @@ class RunConfig(pg.Object):
     n_jobs: pg.typing.Annotated[pg.typing.Int(), "threads for evaluation (-1: all)"] = 1
     search: SearchConfig = SearchConfig()
     cache: CacheConfig = CacheConfig()
+    data: pg.typing.Annotated[pg.typing.Object(DataSource).noneable(),
+                              "a CSV file instead of a shipped problem"] = None
 
 
 def to_json(config: pg.Object) -> str:

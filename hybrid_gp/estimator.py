@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .api import make_config, run_config
 from .convert import readable_sympy
 from .problem import Budget, Problem
+from .search.archive import choose_by_bic
 
 
 class SymbolicRegressor(RegressorMixin, BaseEstimator):
@@ -20,6 +21,10 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
     Parameters are stored as given; `fit` validates them. `max_evaluations` counts
     real evaluations (cache hits are free); `time_budget` is in seconds. With
     random_state fixed, the result does not depend on n_jobs.
+
+    `program_` is chosen from the Pareto front by the Bayesian information criterion
+    (hybrid_gp.search.archive.choose_by_bic): the most accurate program unless a
+    simpler one is almost as good.
 
     Fitted attributes: `program_` (the chosen Program), `pareto_front_` (list of
     (complexity, error, Program), simplest first), `run_` (the RunResult),
@@ -55,7 +60,9 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         result = run_config(config, problem=problem)
         self.run_ = result
         self.pareto_front_ = result.pareto_front
-        self.program_ = result.best
+        self.program_ = choose_by_bic(result.pareto_front, len(y), float(np.var(y)))
+        if self.program_ is None:  # nothing finite was found: keep the least bad
+            self.program_ = result.best
         return self
 
     def predict(self, X: Any) -> np.ndarray:

@@ -75,6 +75,15 @@ class Grammar:
     def __repr__(self) -> str:
         return f"Grammar({self.name!r}, {len(self.primitives)} primitives)"
 
+    def __reduce__(self) -> Any:
+        """Shipped grammars pickle by name (unpickling gives the very same object);
+        others pickle by value."""
+        if self.name in GRAMMARS and GRAMMARS.get(self.name) is self:
+            return (load_grammar, (self.name,))
+        return (_grammar_by_value, (self.name, self.primitives, self.output_type,
+                                    self.variable_type, self.constants, self.description,
+                                    self.source, self.variable_cost))
+
     @cached_property
     def index(self) -> dict[str, int]:
         """Primitive name -> position in `primitives` (the node code in programs)."""
@@ -149,6 +158,10 @@ class Grammar:
                 for p in self.primitives
             ],
         }
+
+
+def _grammar_by_value(*fields: Any) -> Grammar:
+    return Grammar(*fields)
 
 
 def _min_heights(grammar: Grammar) -> dict[str, int]:

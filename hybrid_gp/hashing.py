@@ -31,7 +31,7 @@ from .program import Program
 
 if TYPE_CHECKING:
     from .problem import Problem
-    from .search.scoring import ScoreResult, Scorer
+    from .search.scoring import Scorer, ScoreResult
 
 DEFAULT_MANTISSA_BITS = 24
 NAN_TOKEN = np.int64(0x7FF8_DEAD_BEEF_0001)
@@ -103,14 +103,18 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
                train_share: float = 0.5) -> np.ndarray:
     """Probe inputs (size, n_features): some of the problem's training rows (all of them
     when they fit, which rules out false merges on the training data) and the rest
-    drawn uniformly from the problem's input domain. Seeded, so fixed for a run."""
+    drawn uniformly from the problem's input domain. Seeded, so fixed for a run. A
+    problem with a small finite input set (Boolean cases) is probed on all of it."""
     if size < 1:
         raise ConfigError(f"probe size must be >= 1, got {size}")
     from .rng import stream
 
+    exhaustive = problem.exhaustive_inputs()
+    if exhaustive is not None:  # every input the fitness can see: no false merges possible
+        return np.ascontiguousarray(exhaustive, dtype=np.float64)
     rng = stream(seed, "probe")
     X = problem.train.X
-    n_train = min(len(X), max(1, int(round(size * train_share))))
+    n_train = min(len(X), max(1, round(size * train_share)))
     if len(X) <= size - 8:  # small data: take every row, fill the rest from the domain
         n_train = len(X)
     rows = X[np.sort(rng.choice(len(X), size=n_train, replace=False))]
@@ -207,6 +211,31 @@ class EquivalenceCache:
             self.audit_rate = 0.05
         self._structural: OrderedDict[tuple[int, int], int] = OrderedDict()
         self._functional: OrderedDict[int, _Entry] = OrderedDict()
+
+    # ---------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Compact state for checkpoints: the tables as arrays, in LRU order."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_structural", "_functional")}
+        fk = np.fromiter(self._functional.keys(), dtype=np.int64, count=len(self._functional))
+        entries = list(self._functional.values())
+        state["_functional_arrays"] = (
+            fk, np.array([e.error for e in entries], dtype=np.float64),
+            np.array([e.count for e in entries], dtype=np.int64))
+        sk = np.array(list(self._structural.keys()), dtype=object).reshape(-1, 2)
+        state["_structural_arrays"] = (
+            sk.astype(np.uint64) if len(sk) else np.empty((0, 2), np.uint64),
+            np.fromiter(self._structural.values(), dtype=np.int64, count=len(self._structural)))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fk, err, count = state.pop("_functional_arrays")
+        sk, sv = state.pop("_structural_arrays")
+        self.__dict__.update(state)
+        self._functional = OrderedDict(
+            (int(k), _Entry(float(e), int(c))) for k, e, c in zip(fk, err, count, strict=True))
+        self._structural = OrderedDict(
+            ((int(a), int(b)), int(v)) for (a, b), v in zip(sk, sv, strict=True))
 
     # ---------------------------------------------------------------- lookups
     def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> list[int]:

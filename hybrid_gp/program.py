@@ -202,7 +202,9 @@ class Program:
         return f"Program({str(self)!r}, grammar={self.grammar.name!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (self.grammar.name, self.grammar.source, self.codes, self.consts))
+        # The grammar object itself travels: pickle stores it once per pickle, and
+        # grammars built in memory come back too.
+        return (Program._trusted, (self.grammar, self.codes, self.consts))
 
     # ------------------------------------------------------------------ conversions
     @classmethod
@@ -269,16 +271,6 @@ class Program:
         from .deap_compat import from_deap
 
         return from_deap(tree, load_grammar(grammar))
-
-
-def _rebuild(name: str, source: str, codes: tuple[int, ...],
-             consts: tuple[float, ...]) -> Program:
-    """Unpickle: find the grammar by name, or re-read it from its file."""
-    from .grammar import GRAMMARS, list_grammars
-
-    list_grammars()
-    grammar = GRAMMARS.get(name) if name in GRAMMARS else load_grammar(source)
-    return Program._trusted(grammar, codes, consts)
 
 
 # ---------------------------------------------------------------------- tree helpers

@@ -87,3 +87,71 @@ def read_events(run_dir: str | Path) -> Iterator[dict[str, Any]]:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
+
+
+# ---------------------------------------------------------------------- checkpoints
+
+STATE_FILE = "state.pkl"
+GENEALOGY = "genealogy.json"
+OPERATORS = "operators.csv"
+
+
+def save_checkpoint(run_dir: str | Path, state: Any) -> Path:
+    """Pickle the engine state atomically to run_dir/checkpoint/state.pkl."""
+    import pickle
+
+    folder = Path(run_dir) / CHECKPOINT
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (STATE_FILE + ".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, folder / STATE_FILE)
+    return folder / STATE_FILE
+
+
+def load_checkpoint(run_dir: str | Path) -> Any | None:
+    """The last checkpointed engine state, or None when the run never wrote one."""
+    import pickle
+
+    path = Path(run_dir) / CHECKPOINT / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
+        raise UserError(f"{path}: cannot read the checkpoint ({exc})") from None
+
+
+def truncate_events(run_dir: str | Path, n_lines: int) -> None:
+    """Keep the first n_lines of events.jsonl (what a checkpoint accounts for)."""
+    path = Path(run_dir) / EVENTS
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        lines = [line for line in fh if line.strip()][:n_lines]
+    _atomic_write(path, "".join(lines))
+
+
+def write_genealogy(run_dir: str | Path, graph: Any, credit: list[dict[str, Any]]) -> None:
+    """genealogy.json (networkx node-link data) and operators.csv (operator credit)."""
+    import networkx as nx
+
+    data = nx.node_link_data(graph, edges="edges")
+    _atomic_write(Path(run_dir) / GENEALOGY, json.dumps(data, allow_nan=False) + "\n")
+    tmp = Path(run_dir) / (OPERATORS + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["operator", "children", "improved", "improved_share", "mean_gain"])
+        for row in credit:
+            w.writerow([row["operator"], row["children"], row["improved"],
+                        f"{row['improved_share']:.6f}", f"{row['mean_gain']:.6f}"])
+    os.replace(tmp, Path(run_dir) / OPERATORS)
+
+
+def read_genealogy(run_dir: str | Path) -> Any:
+    """The genealogy DiGraph saved with a run."""
+    import networkx as nx
+
+    with open(Path(run_dir) / GENEALOGY, encoding="utf-8") as fh:
+        return nx.node_link_graph(json.load(fh), edges="edges")

@@ -20,7 +20,7 @@ from hybrid_gp.errors import DataError
 
 def tiny(**kw) -> hg.SymbolicRegressor:
     """A budget small enough for the whole sklearn check suite to run in seconds."""
-    return hg.SymbolicRegressor(**{"population_size": 10, "max_evaluations": 40,
+    return hg.SymbolicRegressor(**{"population_size": 30, "max_evaluations": 600,
                                    "random_state": 0, **kw})
 
 

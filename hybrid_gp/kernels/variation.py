@@ -126,7 +126,7 @@ def _pick_point(codes, cand, n_cand, uni, cur):
 def _grow(t, max_depth, uni, cur, tables, iparams, fparams, out_codes, out_consts,
           stack_t, stack_d):
     """Twin of generate.random_codes(method="grow", min_depth=0); returns (n, n_const)."""
-    prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
+    prim_arity, prim_args = tables[0], tables[2]
     prim_height, producers, prod_off = tables[3], tables[4], tables[5]
     var_type, const_type, n_features = iparams[0], iparams[1], iparams[2]
     lo, hi, p_const = fparams[0], fparams[1], fparams[2]
@@ -452,7 +452,7 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms
         a_n = a_codes.shape[0]
         op = ops[k]
         n, nc = -1, 0
-        for attempt in range(2):
+        for _ in range(2):  # the operator, then the subtree-mutation fallback
             if op == CROSSOVER:
                 b_codes = pop_codes[pop_off[pb]:pop_off[pb + 1]]
                 b_consts = pop_consts[pop_coff[pb]:pop_coff[pb + 1]]

@@ -35,6 +35,11 @@ class Archive:
                 improved = True
         return improved
 
+    def merge(self, other: Archive) -> None:
+        """Take in another archive's entries (islands' archives at a barrier)."""
+        for c, (e, p) in sorted(other.by_complexity.items()):
+            self.update([p], [e], [c])
+
     def pareto_front(self) -> list[tuple[float, float, Program]]:
         """(complexity, error, program), simplest first; each strictly more accurate
         than every simpler one."""
@@ -43,6 +48,20 @@ class Archive:
         for c in sorted(self.by_complexity):
             e, p = self.by_complexity[c]
             if e < best:
-                front.append((c, e, p))
+                front.append((float(c), float(e), p))
                 best = e
         return front
+
+
+def choose_by_bic(front: list[tuple[float, float, Program]], n_rows: int,
+                  y_var: float) -> Program | None:
+    """The front member with the lowest Bayesian information criterion,
+    n ln(MSE) + k ln(n), with k the complexity. MSEs below 1e-12 var(y) count as that
+    floor, so among exact fits the simplest wins, and a fit must buy each extra unit of
+    complexity with a ln(n)/n relative drop in error."""
+    if not front:
+        return None
+    floor = max(1e-12 * y_var, 1e-300)
+    n = max(n_rows, 2)
+    scores = [n * math.log(max(e, floor)) + c * math.log(n) for c, e, _ in front]
+    return front[int(min(range(len(front)), key=scores.__getitem__))][2]

@@ -1,13 +1,12 @@
-"""The generational engine: breed a whole generation, score it in one batch, replace.
+"""The engine: islands evolving in epochs, with barriers in between.
 
-One generation:
-  rank (error, then complexity) -> tournaments pick parents (vectorised) -> each child
-  is made by an operator drawn from the portfolio -> the batch of children is scored
-  (cache first, then one kernel call) -> elites + children form the next generation
-  -> the archive and counters are updated and one event is emitted.
-
-All randomness comes from named streams of the run's root seed; the engine knows
-operators only through the portfolio and the problem only through the Scorer.
+One epoch: every island runs `migration_interval` generations on its own (in parallel
+through an Executor when n_jobs > 1; a single island runs one generation per epoch).
+At each barrier, in island order: archives merge, migrants move along the ring,
+LLM replies join, events are written, budgets are checked and, every so often, a
+checkpoint is saved. Everything an island does depends only on its own state, so the
+same seed gives the same run for any n_jobs, and a run resumed from a checkpoint ends
+exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,17 +22,24 @@ import numpy as np
 
 from ..config import RunConfig
 from ..errors import ConfigError
-from ..compiler import compile_batch
-from ..evaluation import evaluate_features, resolve_jobs
+from ..evaluation import resolve_jobs
 from ..generate import ramped_half_and_half
 from ..hashing import EquivalenceCache, make_probe
-from ..operators.portfolio import Portfolio, VariationContext, classic_portfolio
+from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
-from ..program import Program
 from ..rng import stream
 from .archive import Archive
+from .genealogy import Genealogy
+from .island import (
+    EpochPlan,
+    Island,
+    IslandSettings,
+    evolve_epoch,
+    generation_event,
+    score_programs,
+)
 from .scoring import Scorer
-from .selection import lexicase, nsga2_ranks, nsga2_survivors, rank, tournament
+from .selection import nsga2_survivors
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,10 @@ class Settings:
     init_max_depth: int
     mutation_depth: int
     operator_rates: dict[str, float]
+    islands: int
+    migration_interval: int
+    migration_size: int
+    checkpoint_every: int
 
     @classmethod
     def resolve(cls, config: RunConfig, problem: Problem) -> Settings:
@@ -78,6 +89,10 @@ class Settings:
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
+            islands=s.islands,
+            migration_interval=s.migration_interval if s.islands > 1 else 1,
+            migration_size=s.migration_size,
+            checkpoint_every=s.checkpoint_every,
         )
         settings.check()
         return settings
@@ -94,247 +109,273 @@ class Settings:
         if self.init_max_depth > self.max_depth:
             raise ConfigError(f"search.init_max_depth ({self.init_max_depth}) must be <= "
                               f"search.max_depth ({self.max_depth})")
+        if self.migration_size >= self.population_size:
+            raise ConfigError("search.migration_size must be smaller than the population")
         if not any(v > 0 for v in self.operator_rates.values()):
             raise ConfigError("search.operators: at least one rate must be > 0")
 
-
-@dataclass
-class Counters:
-    """What the run has spent; reported in res.stats and every event."""
-
-    generations: int = 0
-    evaluations: int = 0  # real evaluations; cache hits are not counted
-    cache_hits: int = 0
-    children: int = 0
-    variation_fallbacks: int = 0  # an operator did not apply; another made the child
-
-
-@dataclass
-class Population:
-    programs: list[Program]
-    errors: np.ndarray
-    complexity: np.ndarray
-    keys: list[int]  # functional keys: equal keys, equal functions
-
-    @classmethod
-    def of(cls, programs: list[Program], errors: np.ndarray, keys: list[int]) -> Population:
-        return cls(programs, np.asarray(errors, dtype=np.float64),
-                   np.array([p.size for p in programs], dtype=np.float64), list(keys))
-
-    def take(self, idx: np.ndarray | list[int]) -> Population:
-        idx = list(np.asarray(idx, dtype=np.int64))
-        return Population([self.programs[i] for i in idx], self.errors[idx],
-                          self.complexity[idx], [self.keys[i] for i in idx])
-
-    def __add__(self, other: Population) -> Population:
-        return Population(self.programs + other.programs,
-                          np.concatenate([self.errors, other.errors]),
-                          np.concatenate([self.complexity, other.complexity]),
-                          self.keys + other.keys)
-
-    def __len__(self) -> int:
-        return len(self.programs)
+    @property
+    def island(self) -> IslandSettings:
+        return IslandSettings(self.population_size, self.selection, self.tournament_size,
+                              self.lexicase_rows, self.elitism)
 
 
 @dataclass
 class EngineState:
-    """Everything a checkpoint must hold to resume exactly."""
+    """Everything a checkpoint holds to resume exactly."""
 
-    population: Population | None = None
+    islands: list[Island] = field(default_factory=list)
     archive: Archive = field(default_factory=Archive)
-    counters: Counters = field(default_factory=Counters)
-    rng_state: dict[str, Any] | None = None
-    elapsed: float = 0.0  # wall seconds spent before the current session
+    genealogy: Genealogy = field(default_factory=Genealogy)
+    epochs: int = 0
+    elapsed: float = 0.0  # wall seconds spent in earlier sessions
+    events_written: int = 0  # lines of events.jsonl this state accounts for
+    checkpointed_at: int = 0  # generation of the last checkpoint
+    llm: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int:
+        return self.islands[0].generation if self.islands else 0
+
+    @property
+    def evaluations(self) -> int:
+        return sum(i.counters.evaluations for i in self.islands)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(i.counters.cache_hits for i in self.islands)
 
 
 class Engine:
-    """Generational GP over one problem with one config."""
+    """Evolution of one problem under one config."""
 
     def __init__(self, problem: Problem, config: RunConfig,
-                 emit: Callable[[dict[str, Any]], None] | None = None):
+                 emit: Callable[[dict[str, Any]], None] | None = None,
+                 executor: Executor | None = None,
+                 checkpoint: Callable[[Engine], None] | None = None):
         self.problem = problem
         self.config = config
         self.settings = Settings.resolve(config, problem)
         self.n_jobs = resolve_jobs(config.n_jobs)
-        self.cache = build_cache(config, problem)
-        self.scorer = Scorer(problem, self.n_jobs, self.cache)
-        self.portfolio: Portfolio = classic_portfolio(self.settings.operator_rates,
-                                                      problem.grammar)
         self.context = VariationContext(
             grammar=problem.grammar, n_features=problem.n_features,
             max_depth=self.settings.max_depth, max_size=self.settings.max_size,
             mutation_depth=self.settings.mutation_depth)
-        self.rng = stream(config.seed, "search")
         self.state = EngineState()
         self.emit = emit or (lambda event: None)
+        self.checkpoint = checkpoint
+        self.stop_requested = False
+        self._executor = executor
+        self._own_executor: Executor | None = None
         self._session_start = time.perf_counter()
 
-    # ------------------------------------------------------------------ clock
+    # ------------------------------------------------------------------ setup
     @property
     def elapsed(self) -> float:
         return self.state.elapsed + time.perf_counter() - self._session_start
 
-    # ------------------------------------------------------------------ phases
+    @property
+    def kernel_jobs(self) -> int:
+        """Threads inside each kernel call: all of n_jobs for one island; with several
+        islands the islands themselves run in parallel and each kernel uses one."""
+        return self.n_jobs if self.settings.islands == 1 else 1
+
+    def _new_island(self, k: int) -> Island:
+        s = self.settings
+        cache = build_cache(self.config, self.problem, k, s.islands)
+        return Island(
+            index=k, n_islands=s.islands, population=None,  # type: ignore[arg-type]
+            rng=stream(self.config.seed, "search", k),
+            scorer=Scorer(self.problem, self.kernel_jobs, cache),
+            portfolio=classic_portfolio(s.operator_rates, self.problem.grammar))
+
     def initialise(self) -> None:
         s = self.settings
-        programs = ramped_half_and_half(
-            self.problem.grammar, stream(self.config.seed, "init"), s.population_size,
-            self.problem.n_features, s.init_min_depth, s.init_max_depth)
-        pop = self._score(programs)
-        if s.selection == "nsga2":
-            pop = _unique(pop)
-        self.state.population = pop
-        self.state.archive.update(pop.programs, pop.errors, pop.complexity)
-        self._emit_generation()
+        for k in range(s.islands):
+            island = self._new_island(k)
+            programs = ramped_half_and_half(
+                self.problem.grammar, stream(self.config.seed, "init", k), s.population_size,
+                self.problem.n_features, s.init_min_depth, s.init_max_depth)
+            pop = score_programs(island, self.problem, programs, self._share_of_budget(k))
+            pop.ids = island.new_ids(len(pop))
+            if s.selection == "nsga2":
+                pop = pop.unique()
+            island.population = pop
+            island.genealogy.record(pop.ids, 0, k, ["init"] * len(pop), [()] * len(pop),
+                                    pop.errors)
+            island.archive.update(pop.programs, pop.errors, pop.complexity)
+            island.events.append(generation_event(island))
+            self.state.islands.append(island)
+        self._barrier()
 
-    def step(self) -> None:
-        """One generation."""
-        pop = self.state.population
-        assert pop is not None, "initialise() first"
-        s = self.settings
-        elites = 0 if s.selection == "nsga2" else min(s.elitism, len(pop))
-        n_children = s.population_size - elites
-        first, second = self._parents(pop, n_children)
-        brood = self.portfolio.breed(pop.programs, first, second, self.rng, self.context)
-        self.state.counters.variation_fallbacks += brood.fallbacks
-        children = self._score(brood.children)
-        if s.selection == "nsga2":
-            pool = _unique(pop + children)
-            survivors = nsga2_survivors(pool.errors, pool.complexity, s.population_size)
-            self.state.population = pool.take(survivors)
-        else:
-            best_first = np.argsort(rank(pop.errors, pop.complexity))
-            nxt = pop.take(best_first[:elites]) + children
-            if len(nxt) < s.population_size:  # the budget cut the batch short
-                nxt = nxt + pop.take(best_first[elites:elites + s.population_size - len(nxt)])
-            self.state.population = nxt
-        self.state.archive.update(children.programs, children.errors, children.complexity)
-        self.state.counters.generations += 1
-        self._emit_generation()
+    def attach(self, state: EngineState) -> None:
+        """Continue from a checkpointed state (scorers get this engine's problem back)."""
+        for island in state.islands:
+            island.scorer.problem = self.problem
+            island.scorer.n_jobs = self.kernel_jobs
+        self.state = state
+        self._session_start = time.perf_counter()
 
-    def _score(self, programs: list[Program]) -> Population:
-        """Score a batch (cache first); drop what the evaluation budget could not pay for."""
-        result = self.scorer.score(programs, self._evaluations_left())
-        keep = np.flatnonzero(~np.isnan(result.errors))
-        c = self.state.counters
-        c.evaluations += result.evaluated
-        c.cache_hits += result.cache_hits
-        c.children += len(keep)
-        return Population.of([programs[i] for i in keep], result.errors[keep],
-                             [result.keys[i] for i in keep])
-
-    def _parents(self, pop: Population, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the first and second parent of each of n children."""
-        s = self.settings
-        if s.selection == "lexicase":
-            cases = self._case_errors(pop)
-            return lexicase(cases, n, self.rng), lexicase(cases, n, self.rng)
-        ranks = (nsga2_ranks(pop.errors, pop.complexity) if s.selection == "nsga2"
-                 else rank(pop.errors, pop.complexity))
-        return (tournament(ranks, n, s.tournament_size, self.rng),
-                tournament(ranks, n, s.tournament_size, self.rng))
-
-    def _case_errors(self, pop: Population) -> np.ndarray:
-        """|output - y| of every program on a random subset of training rows."""
-        train = self.problem.train
-        n_rows = train.n_rows
-        rows = (np.arange(n_rows) if n_rows <= self.settings.lexicase_rows else
-                np.sort(self.rng.choice(n_rows, self.settings.lexicase_rows, replace=False)))
-        XT = np.ascontiguousarray(train.XT[:, rows])
-        out = evaluate_features(compile_batch(pop.programs), XT, self.n_jobs)
-        with np.errstate(all="ignore"):
-            return np.abs(out - train.y[rows])
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> str:
+        """Evolve until a budget, the target or a stop request ends the run."""
+        try:
+            if not self.state.islands:
+                self.initialise()
+            while (reason := self.stop_reason()) is None:
+                self._epoch()
+                self._barrier()
+            return reason
+        finally:
+            if self._own_executor is not None:
+                self._own_executor.shutdown(wait=True)
+                self._own_executor = None
 
     def stop_reason(self) -> str | None:
-        """Why the run should stop now, or None to go on."""
-        s, c = self.settings, self.state.counters
-        if self.state.archive.best_error <= s.target_error:
+        s, st = self.settings, self.state
+        if self.stop_requested:
+            return "interrupted"
+        if st.archive.best_error <= s.target_error:
             return "target_error"
-        if s.max_evaluations is not None and c.evaluations >= s.max_evaluations:
+        if s.max_evaluations is not None and st.evaluations >= s.max_evaluations:
             return "max_evaluations"
-        if s.generations is not None and c.generations >= s.generations:
+        if s.generations is not None and st.generation >= s.generations:
             return "generations"
         if s.time_budget is not None and self.elapsed >= s.time_budget:
             return "time_budget"
         return None
 
-    def run(self) -> str:
-        """Initialise if needed, then step until a budget or the target stops the run."""
-        if self.state.population is None:
-            self.initialise()
-        while (reason := self.stop_reason()) is None:
-            self.step()
-        return reason
+    def _epoch(self) -> None:
+        s = self.settings
+        n_gen = s.migration_interval
+        if s.generations is not None:
+            n_gen = min(n_gen, s.generations - self.state.generation)
+        deadline = (time.time() + s.time_budget - self.elapsed
+                    if s.time_budget is not None else None)
+        plans = [EpochPlan(n_gen, self._share_of_budget(k), deadline, s.target_error)
+                 for k in range(s.islands)]
+        args = (self.problem, s.island, self.context)
+        executor = self._islands_executor()
+        if executor is None:
+            for island, plan in zip(self.state.islands, plans, strict=True):
+                evolve_epoch(island, *args, plan)
+        else:
+            futures = [executor.submit(evolve_epoch, island, *args, plan)
+                       for island, plan in zip(self.state.islands, plans, strict=True)]
+            self.state.islands = [f.result() for f in futures]
+        self.state.epochs += 1
 
-    # ------------------------------------------------------------------ helpers
-    def _evaluations_left(self) -> int | None:
-        if self.settings.max_evaluations is None:
+    def _islands_executor(self) -> Executor | None:
+        if self.settings.islands == 1:
             return None
-        return max(0, self.settings.max_evaluations - self.state.counters.evaluations)
+        if self._executor is not None:
+            return self._executor
+        if self.n_jobs > 1:
+            if self._own_executor is None:
+                self._own_executor = ThreadPoolExecutor(min(self.n_jobs, self.settings.islands))
+            return self._own_executor
+        return None
 
-    def _emit_generation(self) -> None:
-        pop = self.state.population
-        assert pop is not None
-        a, c = self.state.archive, self.state.counters
-        finite = pop.errors[np.isfinite(pop.errors)]
-        t = self.elapsed
-        self.emit({
-            "event": "generation",
-            "generation": c.generations,
-            "evaluations": c.evaluations,
-            "cache_hits": c.cache_hits,
-            "cache_hit_rate": (round(self.cache.stats.hit_rate, 6) if self.cache is not None
-                               else None),
-            "best_error": _num(a.best_error),
-            "best_complexity": _num(a.best_complexity),
-            "best": str(a.best) if a.best is not None else None,
-            "median_error": _num(float(np.median(finite))) if len(finite) else None,
-            "mean_size": float(np.mean(pop.complexity)),
-            "clock": {"elapsed": round(t, 4),
-                      "evaluations_per_second": round(c.evaluations / t, 1) if t > 0 else None},
-        })
+    def _share_of_budget(self, k: int) -> int | None:
+        """Island k's share of the evaluations left (split evenly, remainder first)."""
+        s = self.settings
+        if s.max_evaluations is None:
+            return None
+        left = max(0, s.max_evaluations - self.state.evaluations)
+        return left // s.islands + (1 if k < left % s.islands else 0)
 
-    def stats(self) -> dict[str, Any]:
-        c = self.state.counters
+    # ------------------------------------------------------------------ barriers
+    def _barrier(self) -> None:
+        st = self.state
+        for island in st.islands:
+            st.archive.merge(island.archive)
+            st.genealogy.merge(island.genealogy)
+            island.genealogy = Genealogy()
+            for event in island.events:
+                self._emit(event)
+            island.events = []
+        if self.settings.islands > 1 and self.settings.migration_size > 0:
+            self._migrate()
+        self._emit(self._progress_event())
+        every = self.settings.checkpoint_every
+        if self.checkpoint is not None and every and st.generation - st.checkpointed_at >= every:
+            st.checkpointed_at = st.generation
+            self.checkpoint(self)
+
+    def _migrate(self) -> None:
+        """Ring migration: the best of island k join island k + 1."""
+        islands = self.state.islands
+        m = self.settings.migration_size
+        emigrants = [isl.population.take(isl.population.best(m)) for isl in islands]
+        for k, island in enumerate(islands):
+            incoming = emigrants[(k - 1) % len(islands)]
+            pool = (island.population + incoming).unique()
+            if self.settings.selection == "nsga2":
+                keep = nsga2_survivors(pool.errors, pool.complexity,
+                                       self.settings.population_size)
+            else:
+                keep = np.sort(pool.best(self.settings.population_size))
+            island.population = pool.take(keep)
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        self.state.events_written += 1
+        self.emit(event)
+
+    def _progress_event(self) -> dict[str, Any]:
+        st, a = self.state, self.state.archive
         t = self.elapsed
-        cache = self.cache.stats.as_dict() if self.cache is not None else {}
         return {
+            "event": "progress", "generation": st.generation, "epoch": st.epochs,
+            "evaluations": st.evaluations, "cache_hits": st.cache_hits,
+            "best_error": _num(a.best_error), "best_complexity": _num(a.best_complexity),
+            "best": str(a.best) if a.best is not None else None,
+            "clock": {"elapsed": round(t, 4),
+                      "evaluations_per_second": round(st.evaluations / t, 1) if t > 0
+                      else None},
+        }
+
+    # ------------------------------------------------------------------ results
+    def stats(self) -> dict[str, Any]:
+        st = self.state
+        t = self.elapsed
+        cache: dict[str, Any] = {}
+        for island in st.islands:
+            c = island.scorer.cache
+            if c is not None:
+                for key, value in c.stats.as_dict().items():
+                    if key != "hit_rate":
+                        cache[key] = cache.get(key, 0) + value
+        if cache:
+            cache["hit_rate"] = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
+        llm = {"llm_calls": 0, "llm_tokens": 0, "llm_failures": 0, **st.llm}
+        return {
+            "evaluations": st.evaluations,
+            "cache_hits": st.cache_hits,
+            "generations": st.generation,
+            "children": sum(i.counters.children for i in st.islands),
+            "variation_fallbacks": sum(i.counters.variation_fallbacks for i in st.islands),
+            **llm,
             "cache": cache,
-            "evaluations": c.evaluations,
-            "cache_hits": c.cache_hits,
-            "generations": c.generations,
-            "children": c.children,
-            "variation_fallbacks": c.variation_fallbacks,
-            "llm_calls": 0,
-            "llm_tokens": 0,
-            "llm_failures": 0,
-            "best_error": _num(self.state.archive.best_error),
+            "operators": st.genealogy.credit_table(),
+            "best_error": _num(st.archive.best_error),
             "wall_seconds": t,
-            "evaluations_per_second": c.evaluations / t if t > 0 else math.nan,
+            "evaluations_per_second": st.evaluations / t if t > 0 else math.nan,
         }
 
 
-def _unique(pop: Population) -> Population:
-    """The population without repeated functions (first occurrence kept)."""
-    seen: set[int] = set()
-    keep = []
-    for i, k in enumerate(pop.keys):
-        if k not in seen:
-            seen.add(k)
-            keep.append(i)
-    return pop if len(keep) == len(pop) else pop.take(keep)
-
-
-def build_cache(config: RunConfig, problem: Problem) -> EquivalenceCache | None:
-    """The run's equivalence cache, or None when the config turns it off."""
+def build_cache(config: RunConfig, problem: Problem, island: int = 0,
+                n_islands: int = 1) -> EquivalenceCache | None:
+    """An island's equivalence cache (the same probe on every island, so migrants'
+    keys stay valid), or None when the config turns the cache off."""
     c = config.cache
     if not c.enabled:
         return None
     probe = make_probe(problem, c.probe_size, config.seed)
     return EquivalenceCache(
         probe_XT=np.ascontiguousarray(probe.T), mode=c.mode, mantissa_bits=c.mantissa_bits,
-        capacity=c.capacity, audit_rate=c.audit_rate, audit_tolerance=c.audit_tolerance,
-        forget_p=c.forget_p, average_k=c.average_k, rng=stream(config.seed, "cache"))
+        capacity=max(1, c.capacity // n_islands), audit_rate=c.audit_rate,
+        audit_tolerance=c.audit_tolerance, forget_p=c.forget_p, average_k=c.average_k,
+        rng=stream(config.seed, "cache", island))
 
 
 def _num(x: float) -> float | None:

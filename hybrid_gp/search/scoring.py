@@ -33,6 +33,10 @@ class Scorer:
         self.n_jobs = n_jobs
         self.cache = cache
 
+    def __getstate__(self) -> dict:
+        """Checkpoints leave the problem (and its data) out; Engine.attach puts it back."""
+        return {"n_jobs": self.n_jobs, "cache": self.cache, "problem": None}
+
     def score(self, programs: Sequence[Program], max_new: int | None = None) -> ScoreResult:
         """Errors of `programs`; at most `max_new` real evaluations (the rest stay NaN)."""
         n = len(programs)

@@ -1,0 +1,205 @@
+"""An island: one population evolving on its own rng stream.
+
+`evolve_epoch` runs an island for a few generations without looking at any other
+island; it is a plain function of picklable state, so an Executor (threads here, Dask
+later) may run the islands of an epoch at the same time and the run stays the same for
+any number of workers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..compiler import compile_batch
+from ..evaluation import evaluate_features
+from ..operators.portfolio import Portfolio, VariationContext
+from ..problem import Problem
+from ..program import Program
+from .archive import Archive
+from .genealogy import Genealogy
+from .population import Population
+from .scoring import Scorer
+from .selection import lexicase, nsga2_ranks, nsga2_survivors, rank, tournament
+
+
+@dataclass
+class IslandCounters:
+    evaluations: int = 0  # real evaluations; cache hits are not counted
+    cache_hits: int = 0
+    children: int = 0
+    variation_fallbacks: int = 0
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What an island may do in one epoch."""
+
+    generations: int
+    max_evaluations: int | None  # this island's share of what the budget has left
+    deadline: float | None  # time.time() after which the island stops
+    target_error: float
+
+
+@dataclass
+class Island:
+    """A population with everything it needs to evolve on its own."""
+
+    index: int
+    n_islands: int
+    population: Population
+    rng: np.random.Generator
+    scorer: Scorer
+    portfolio: Portfolio
+    archive: Archive = field(default_factory=Archive)
+    genealogy: Genealogy = field(default_factory=Genealogy)
+    counters: IslandCounters = field(default_factory=IslandCounters)
+    generation: int = 0
+    next_local_id: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)  # since the last barrier
+
+    def new_ids(self, n: int) -> np.ndarray:
+        """Genealogy ids unique over all islands: island index + n_islands * local id."""
+        local = np.arange(self.next_local_id, self.next_local_id + n, dtype=np.int64)
+        self.next_local_id += n
+        return self.index + self.n_islands * local
+
+
+@dataclass(frozen=True)
+class IslandSettings:
+    """The parts of the run settings an island reads (plain values)."""
+
+    population_size: int
+    selection: str
+    tournament_size: int
+    lexicase_rows: int
+    elitism: int
+
+
+def score_programs(island: Island, problem: Problem, programs: list[Program],
+                   max_new: int | None) -> Population:
+    """Score a batch (cache first); what the budget could not pay for is dropped."""
+    result = island.scorer.score(programs, max_new)
+    keep = np.flatnonzero(~np.isnan(result.errors))
+    c = island.counters
+    c.evaluations += result.evaluated
+    c.cache_hits += result.cache_hits
+    c.children += len(keep)
+    kept = [programs[i] for i in keep]
+    return Population(kept, result.errors[keep],
+                      np.array([problem.complexity(p) for p in kept], dtype=np.float64),
+                      [result.keys[i] for i in keep], np.empty(len(keep), dtype=np.int64))
+
+
+def evolve_epoch(island: Island, problem: Problem, settings: IslandSettings,
+                 ctx: VariationContext, plan: EpochPlan) -> Island:
+    """Run `plan.generations` generations (fewer if the island's budget, the deadline
+    or the target stops it). Returns the island (changed in place)."""
+    spent_before = island.counters.evaluations
+    for _ in range(plan.generations):
+        left = (None if plan.max_evaluations is None
+                else plan.max_evaluations - (island.counters.evaluations - spent_before))
+        if left is not None and left <= 0:
+            break
+        if island.archive.best_error <= plan.target_error:
+            break
+        if plan.deadline is not None and time.time() >= plan.deadline:
+            break
+        step(island, problem, settings, ctx, left)
+    return island
+
+
+def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationContext,
+         max_new: int | None) -> None:
+    """One generation of one island."""
+    pop = island.population
+    elites = 0 if s.selection == "nsga2" else min(s.elitism, len(pop))
+    n_children = s.population_size - elites
+    first, second = _parents(island, problem, s, n_children)
+    brood = island.portfolio.breed(pop.programs, first, second, island.rng, ctx)
+    island.counters.variation_fallbacks += brood.fallbacks
+    scored = island.scorer.score(brood.children, max_new)
+    keep = np.flatnonzero(~np.isnan(scored.errors))
+    c = island.counters
+    c.evaluations += scored.evaluated
+    c.cache_hits += scored.cache_hits
+    c.children += len(keep)
+    programs = [brood.children[i] for i in keep]
+    children = Population(programs, scored.errors[keep],
+                          np.array([problem.complexity(p) for p in programs], dtype=np.float64),
+                          [scored.keys[i] for i in keep], island.new_ids(len(keep)))
+    operators = [brood.operators[i] for i in keep]
+    parents = [tuple(int(pop.ids[j]) for j in brood.parents[i]) for i in keep]
+    best_parent = np.array([min(pop.errors[j] for j in brood.parents[i]) for i in keep])
+    island.genealogy.credit_children(operators, best_parent, children.errors)
+    island.generation += 1
+    if s.selection == "nsga2":
+        pool = (pop + children).unique()
+        nxt = pool.take(nsga2_survivors(pool.errors, pool.complexity, s.population_size))
+    else:
+        order = pop.best(len(pop))
+        nxt = pop.take(order[:elites]) + children
+        if len(nxt) < s.population_size:  # the budget cut the batch short
+            nxt = nxt + pop.take(order[elites:elites + s.population_size - len(nxt)])
+    _record_entrants(island, pop, nxt, children, operators, parents)
+    island.population = nxt
+    island.archive.update(children.programs, children.errors, children.complexity)
+    island.events.append(generation_event(island))
+
+
+def _record_entrants(island: Island, old: Population, new: Population,
+                     children: Population, operators: list[str],
+                     parents: list[tuple[int, ...]]) -> None:
+    """Add to the genealogy the children that made it into the new population."""
+    entered = set(new.ids.tolist()) - set(old.ids.tolist())
+    if not entered:
+        return
+    rows = [k for k, i in enumerate(children.ids.tolist()) if i in entered]
+    island.genealogy.record(children.ids[rows], island.generation, island.index,
+                            [operators[k] for k in rows], [parents[k] for k in rows],
+                            children.errors[rows])
+
+
+def _parents(island: Island, problem: Problem, s: IslandSettings,
+             n: int) -> tuple[np.ndarray, np.ndarray]:
+    pop = island.population
+    if s.selection == "lexicase":
+        cases = case_errors(pop, problem, s.lexicase_rows, island.rng)
+        return lexicase(cases, n, island.rng), lexicase(cases, n, island.rng)
+    ranks = (nsga2_ranks(pop.errors, pop.complexity) if s.selection == "nsga2"
+             else rank(pop.errors, pop.complexity))
+    return (tournament(ranks, n, s.tournament_size, island.rng),
+            tournament(ranks, n, s.tournament_size, island.rng))
+
+
+def case_errors(pop: Population, problem: Problem, max_rows: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """|output - y| of every program on (a random subset of) the training rows."""
+    train = problem.train
+    rows = (np.arange(train.n_rows) if train.n_rows <= max_rows
+            else np.sort(rng.choice(train.n_rows, max_rows, replace=False)))
+    XT = np.ascontiguousarray(train.XT[:, rows])
+    out = evaluate_features(compile_batch(pop.programs), XT, 1)
+    with np.errstate(all="ignore"):
+        return np.abs(out - train.y[rows])
+
+
+def generation_event(island: Island) -> dict[str, Any]:
+    """The island's numbers after a generation (no wall-clock values)."""
+    pop, a, c = island.population, island.archive, island.counters
+    finite = pop.errors[np.isfinite(pop.errors)]
+    return {
+        "event": "generation", "island": island.index, "generation": island.generation,
+        "island_evaluations": c.evaluations, "island_cache_hits": c.cache_hits,
+        "best_error": _num(a.best_error), "best_complexity": _num(a.best_complexity),
+        "median_error": _num(float(np.median(finite))) if len(finite) else None,
+        "mean_complexity": float(np.mean(pop.complexity)) if len(pop) else None,
+        "unique_functions": len(set(pop.keys)),
+    }
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
