@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default runs/PROBLEM-sSEED-TIME)")
     p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")
+    p.add_argument("--llm-model", help="add LLM operators using this model")
+    p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: OpenAI)")
+    p.add_argument("--llm-rate", type=float, help="share of children asked of the LLM")
+    p.add_argument("--llm-mode", choices=["live", "record", "replay", "replay-or-live"],
+                   help="live (default), record, replay (offline) or replay-or-live")
+    p.add_argument("--llm-transcript", type=Path, help="JSONL transcript to record/replay")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="PATH=VALUE", help="any config field, e.g. search.population_size=200")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -161,7 +167,24 @@ def _problem_and_config(args: argparse.Namespace) -> tuple[Any, Any]:
         problem = get_problem(args.problem)
         base = make_config(problem.name, args.seed, args.max_evals, args.time_budget,
                            args.n_jobs)
+    llm = _llm_config(args)
+    if llm is not None:
+        base = base.clone(override={"llm": llm})
     return problem, apply_overrides(base, args.overrides)
+
+
+def _llm_config(args: argparse.Namespace) -> Any:
+    """An LLMConfig from the --llm-* flags, or None when no model is named."""
+    given = {"base_url": args.llm_base_url, "rate": args.llm_rate, "mode": args.llm_mode,
+             "transcript": str(args.llm_transcript) if args.llm_transcript else None}
+    if args.llm_model is None:
+        extra = [f"--llm-{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+        if extra:
+            raise UserError(f"{extra[0]} needs --llm-model")
+        return None
+    from .llm.config import LLMConfig
+
+    return LLMConfig(model=args.llm_model, **{k: v for k, v in given.items() if v is not None})
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import pyglove as pg
 
 from .errors import ConfigError
+from .llm.config import LLMConfig
 
 
 def stable_name(key: str):
@@ -72,6 +73,10 @@ class SearchConfig(pg.Object):
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()
+    portfolio: pg.typing.Annotated[
+        pg.typing.Enum("fixed", ["fixed", "bandit"]),
+        "fixed: operators at their rates (LLM at llm.rate); bandit: Thompson sampling over "
+        "every operator, crediting improvement per unit cost"] = "fixed"
     islands: pg.typing.Annotated[pg.typing.Int(min_value=1),
                                  "populations evolving apart (ring migration)"] = 1
     migration_interval: pg.typing.Annotated[pg.typing.Int(min_value=1),
@@ -126,6 +131,8 @@ class RunConfig(pg.Object):
     cache: CacheConfig = CacheConfig()
     data: pg.typing.Annotated[pg.typing.Object(DataSource).noneable(),
                               "a CSV file instead of a shipped problem"] = None
+    llm: pg.typing.Annotated[pg.typing.Object(LLMConfig).noneable(),
+                             "LLM operators (None: classic operators only)"] = None
 
 
 def to_json(config: pg.Object) -> str:

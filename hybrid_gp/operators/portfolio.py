@@ -127,6 +127,12 @@ class Portfolio:
                    for i, j, name in zip(first, second, names, strict=True)]
         return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)))
 
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """New relative weights by operator name (the bandit's shares); operators
+        missing from `weights` keep a tiny weight so none is ever starved."""
+        w = np.array([max(weights.get(op.name, 0.0), 1e-6) for op in self.operators])
+        self.weights = w / w.sum()
+
     @property
     def _kernel_ids(self) -> np.ndarray:
         return np.array([KERNEL_IDS[op.name] for op in self.operators], dtype=np.int64)

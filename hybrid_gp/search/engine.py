@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..evaluation import resolve_jobs
 from ..generate import ramped_half_and_half
 from ..hashing import EquivalenceCache, make_probe
+from ..operators.bandit import Bandit
 from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
 from ..rng import stream
@@ -38,6 +39,7 @@ from .island import (
     generation_event,
     score_programs,
 )
+from .llm_bridge import LLMBook, LLMBridge
 from .scoring import Scorer
 from .selection import nsga2_survivors
 
@@ -61,6 +63,7 @@ class Settings:
     init_max_depth: int
     mutation_depth: int
     operator_rates: dict[str, float]
+    portfolio: str
     islands: int
     migration_interval: int
     migration_size: int
@@ -89,6 +92,7 @@ class Settings:
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
+            portfolio=s.portfolio,
             islands=s.islands,
             migration_interval=s.migration_interval if s.islands > 1 else 1,
             migration_size=s.migration_size,
@@ -131,7 +135,9 @@ class EngineState:
     elapsed: float = 0.0  # wall seconds spent in earlier sessions
     events_written: int = 0  # lines of events.jsonl this state accounts for
     checkpointed_at: int = 0  # generation of the last checkpoint
-    llm: dict[str, Any] = field(default_factory=dict)
+    llm: LLMBook = field(default_factory=LLMBook)
+    bandit: Bandit | None = None
+    bandit_rng: np.random.Generator | None = None
 
     @property
     def generation(self) -> int:
@@ -168,6 +174,25 @@ class Engine:
         self._executor = executor
         self._own_executor: Executor | None = None
         self._session_start = time.perf_counter()
+        self.llm_bridge: LLMBridge | None = None
+        if self.settings.portfolio == "bandit" or config.llm is not None:
+            self.state.bandit = self._new_bandit()
+            self.state.bandit_rng = stream(config.seed, "bandit")
+
+    @property
+    def bandit(self) -> Bandit | None:
+        return self.state.bandit
+
+    def _new_bandit(self) -> Bandit:
+        bandit = Bandit()
+        for name, rate in self.settings.operator_rates.items():
+            if rate > 0 and (name != "constant" or self.problem.grammar.constants.enabled):
+                bandit.add_arm(name)
+        if self.config.llm is not None:
+            for name, w in self.config.llm.operators.as_dict().items():
+                if w > 0:
+                    bandit.add_arm(name, is_llm=True)
+        return bandit
 
     # ------------------------------------------------------------------ setup
     @property
@@ -220,6 +245,8 @@ class Engine:
     def run(self) -> str:
         """Evolve until a budget, the target or a stop request ends the run."""
         try:
+            if self.config.llm is not None and self.llm_bridge is None:
+                self.llm_bridge = LLMBridge(self.config.llm, self)
             if not self.state.islands:
                 self.initialise()
             while (reason := self.stop_reason()) is None:
@@ -227,6 +254,8 @@ class Engine:
                 self._barrier()
             return reason
         finally:
+            if self.llm_bridge is not None:
+                self.llm_bridge.close()
             if self._own_executor is not None:
                 self._own_executor.shutdown(wait=True)
                 self._own_executor = None
@@ -287,6 +316,10 @@ class Engine:
     # ------------------------------------------------------------------ barriers
     def _barrier(self) -> None:
         st = self.state
+        llm_share = self._adapt_portfolio()
+        if self.llm_bridge is not None:
+            for event in self.llm_bridge.barrier(st.llm, llm_share):
+                self._emit(event)
         for island in st.islands:
             st.archive.merge(island.archive)
             st.genealogy.merge(island.genealogy)
@@ -301,6 +334,25 @@ class Engine:
         if self.checkpoint is not None and every and st.generation - st.checkpointed_at >= every:
             st.checkpointed_at = st.generation
             self.checkpoint(self)
+
+    def _adapt_portfolio(self) -> float:
+        """Credit the bandit with the islands' children since the last barrier and set
+        the next epoch's operator shares; returns the LLM share."""
+        llm = self.config.llm
+        bandit = self.state.bandit
+        if bandit is None or self.settings.portfolio == "fixed":
+            return llm.rate if llm is not None else 0.0
+        for island in self.state.islands:
+            for op, c in island.genealogy.credit.items():
+                if op in bandit.arms and op not in bandit.llm:
+                    bandit.credit(op, c.children, c.improved, float(c.children))
+        assert self.state.bandit_rng is not None
+        shares = bandit.shares(self.state.bandit_rng, llm.min_share if llm else 0.0,
+                               llm.max_share if llm else 0.0)
+        classic = {k: v for k, v in shares.items() if k not in bandit.llm}
+        for island in self.state.islands:
+            island.portfolio.set_weights(classic)
+        return sum(v for k, v in shares.items() if k in bandit.llm)
 
     def _migrate(self) -> None:
         """Ring migration: the best of island k join island k + 1."""
@@ -347,7 +399,9 @@ class Engine:
                         cache[key] = cache.get(key, 0) + value
         if cache:
             cache["hit_rate"] = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
-        llm = {"llm_calls": 0, "llm_tokens": 0, "llm_failures": 0, **st.llm}
+        llm = {"llm_calls": 0, "llm_tokens": 0, "llm_failures": 0}
+        if self.llm_bridge is not None:
+            llm.update(self.llm_bridge.stats(st.llm))
         return {
             "evaluations": st.evaluations,
             "cache_hits": st.cache_hits,

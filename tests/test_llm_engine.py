@@ -1,0 +1,102 @@
+"""The LLM operators inside the real engine, through the real openai client, against
+the scripted server: record then offline replay is the same run; equivalent proposals
+are caught by the functional hash; injected code never runs; the call budget is exact;
+a dying endpoint leaves a normal end."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from llm_server import KEY_ENV, Action, ScriptedServer, exprs, llm_config
+
+import hybrid_gp as hg
+
+pytestmark = pytest.mark.llm
+
+_PARENT = re.compile(r"Program to improve:\n  (.*?)    \(")
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, "sk-test-not-a-real-key")
+
+
+def proposals(marker: Path):
+    """Replies built from the prompt's parent: a rearrangement (same function), a new
+    program, garbage and an injection attempt."""
+
+    def answer(body: dict[str, Any]) -> Action:
+        found = _PARENT.search(body["messages"][-1]["content"])
+        parent = found.group(1) if found else "x0"
+        return exprs(f"x0 * 0 + ({parent})" if "*" in parent else f"({parent}) * 1",
+                     f"({parent}) + x0 * x0", "x0 +* 2",
+                     f"__import__('os').system('touch {marker}')")
+
+    return answer
+
+
+def run(tmp_path: Path, name: str, llm: Any, **search: Any) -> hg.RunResult:
+    settings = {"population_size": 40, "generations": 25, "time_budget": 600.0, **search}
+    return hg.run("nguyen-2", seed=3, llm=llm, out_dir=tmp_path / name, **settings)
+
+
+def events(result: hg.RunResult) -> list[dict[str, Any]]:
+    lines = (result.out_dir / "events.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "clock"} for line in lines]
+
+
+def test_record_then_replay_offline_is_the_same_run(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(marker)) as server:
+        url = server.base_url
+        recorded = run(tmp_path, "record", llm_config(url, mode="record",
+                                                      transcript=str(transcript), rate=0.2))
+    # The server is gone: the replay must not need it.
+    replayed = run(tmp_path, "replay", llm_config(url, mode="replay",
+                                                  transcript=str(transcript), rate=0.2))
+    assert recorded.stats["llm_calls"] > 0
+    assert str(replayed.best) == str(recorded.best)
+    assert replayed.best_error == recorded.best_error
+    assert events(replayed) == events(recorded)
+    stable = ("llm_calls", "llm_tokens", "llm_accepted", "llm_dedup_hits", "evaluations",
+              "cache_hits")
+    assert {k: replayed.stats[k] for k in stable} == {k: recorded.stats[k] for k in stable}
+    assert not marker.exists()
+
+
+def test_equivalent_proposals_are_cache_hits_and_rejections_are_counted(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    with ScriptedServer(script=proposals(marker)) as server:
+        res = run(tmp_path, "live", llm_config(server.base_url, rate=0.2))
+    stats = res.stats
+    assert stats["llm_accepted"] > 0
+    assert stats["llm_dedup_hits"] > 0  # the rearranged parent is a known function
+    assert stats["llm_rejections"]["unparsable"] > 0  # "x0 +* 2"
+    assert stats["llm_rejections"]["unknown_primitive"] + stats["llm_rejections"][
+        "unparsable"] >= stats["llm_calls"]  # every reply carries the injection text too
+    assert not marker.exists()
+    kinds = {e["event"] for e in events(res)}
+    assert "llm_call" in kinds
+
+
+def test_the_call_budget_stops_at_exactly_its_cap(tmp_path: Path) -> None:
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        res = run(tmp_path, "capped", llm_config(server.base_url, rate=0.5, max_calls=3))
+    assert server.hits == 3
+    assert res.stats["llm_calls"] == 3
+
+
+def test_a_dying_endpoint_leaves_a_normal_end(tmp_path: Path, capfd) -> None:
+    server = ScriptedServer(script=proposals(tmp_path / "PWNED")).start()
+    url = server.base_url
+    server.stop()  # nothing listens: every request is refused
+    res = run(tmp_path, "dead", llm_config(url, rate=0.2, retries=0))
+    assert res.stop_reason == "generations"
+    assert res.stats["llm_disabled"]
+    assert res.best is not None
+    assert "Traceback" not in capfd.readouterr().err
