@@ -296,9 +296,12 @@ SIMPLIFY_MAX_OPS = 60  # sympy.simplify can take minutes on large expressions
 
 
 def readable_sympy(program: Program) -> sp.Expr:
-    """The plain formula, simplified by sympy when it is small enough to do quickly;
-    constants rounded to 6 significant digits."""
-    expr = to_sympy(program)
+    """The plain formula of the program after constant folding with the kernel
+    semantics (hybrid_gp.simplify), simplified by sympy when it is small enough to do
+    quickly; constants rounded to 6 significant digits."""
+    from .simplify import simplify
+
+    expr = to_sympy(simplify(program))
     try:
         if sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
             expr = sp.simplify(expr)

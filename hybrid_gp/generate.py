@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .constraints import ROOT, allowed, child_context
 from .errors import ConfigError
 from .grammar import Grammar, load_grammar
 from .program import CONST, Program, var_code
@@ -62,8 +63,14 @@ def _choices(grammar: Grammar, with_variables: bool = True) -> dict[str, _Choice
 
 def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
                  max_depth: int, min_depth: int = 0, method: str = "grow",
-                 ret_type: str | None = None) -> tuple[list[int], list[float]]:
-    """Prefix codes and constants of one random tree (see module docstring)."""
+                 ret_type: str | None = None,
+                 context: tuple[int, int] = ROOT) -> tuple[list[int], list[float]]:
+    """Prefix codes and constants of one random tree (see module docstring).
+
+    Only primitives the grammar's constraints allow are picked, given `context` (the
+    constraint context of the node the tree will hang from; hybrid_gp.constraints). When
+    the constraints leave a node that needs a primitive with none, they are ignored there
+    (and the operator that asked for the tree rejects the result)."""
     choices = _choices(grammar, n_features > 0)
     want = ret_type or grammar.output_type
     need = _min_heights(grammar, n_features > 0)[want]
@@ -77,12 +84,17 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
     p_const = grammar.constants.probability
     codes: list[int] = []
     consts: list[float] = []
-    todo: list[tuple[str, int]] = [(want, 0)]
+    constrained = bool(grammar.constraints)
+    todo: list[tuple[str, int, tuple[int, int]]] = [(want, 0, context)]
     while todo:
-        t, d = todo.pop()
+        t, d, ctx = todo.pop()
         ch = choices[t]
         left = max_depth - d
         feasible = [i for i, h in zip(ch.prims, ch.heights, strict=True) if h <= left]
+        if constrained:
+            permitted = [i for i in feasible if allowed(grammar, i, ctx)]
+            if permitted or (ch.has_var and n_features > 0) or ch.has_const:
+                feasible = permitted
         can_var = ch.has_var and n_features > 0
         n_terms = int(can_var) + int(ch.has_const)
         if not n_terms:
@@ -97,7 +109,8 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
         if use_prim:
             i = feasible[int(rng.integers(len(feasible)))]
             codes.append(i)
-            todo.extend((a, d + 1) for a in reversed(grammar.primitives[i].arg_types))
+            below = child_context(grammar, i, ctx) if constrained else ROOT
+            todo.extend((a, d + 1, below) for a in reversed(grammar.primitives[i].arg_types))
         elif ch.has_const and (not can_var or rng.random() < p_const):
             codes.append(CONST)
             consts.append(float(rng.uniform(lo, hi)))
@@ -108,10 +121,11 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
 
 def random_tree(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
                 max_depth: int, min_depth: int = 0, method: str = "grow",
-                ret_type: str | None = None) -> Program:
+                ret_type: str | None = None, context: tuple[int, int] = ROOT) -> Program:
     """One random Program (or subtree, with ret_type) by the grow or full method."""
     codes, consts = random_codes(grammar, rng, n_features, max_depth=max_depth,
-                                 min_depth=min_depth, method=method, ret_type=ret_type)
+                                 min_depth=min_depth, method=method, ret_type=ret_type,
+                                 context=context)
     return Program._trusted(grammar, tuple(codes), tuple(consts))
 
 

@@ -56,6 +56,19 @@ class Constants:
     cost: float = 1.0
 
 
+@dataclass(frozen=True)
+class Constraints:
+    """Search-space priors (after DSO's in-situ constraints): no primitive of a
+    `no_nesting` group anywhere below another of the same group (no sin(cos(x))); no
+    `no_parent_child` pair as a direct parent and child (no exp(log(x)))."""
+
+    no_nesting: tuple[tuple[str, ...], ...] = ()
+    no_parent_child: tuple[tuple[str, str], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.no_nesting or self.no_parent_child)
+
+
 @dataclass(frozen=True, eq=False)
 class Grammar:
     """A typed primitive set. Immutable; programs hold a reference to theirs."""
@@ -68,6 +81,7 @@ class Grammar:
     description: str = ""
     source: str = "<memory>"
     variable_cost: float = 1.0
+    constraints: Constraints = field(default_factory=lambda: Constraints())
 
     def __post_init__(self) -> None:
         _check_grammar(self)
@@ -82,7 +96,7 @@ class Grammar:
             return (load_grammar, (self.name,))
         return (_grammar_by_value, (self.name, self.primitives, self.output_type,
                                     self.variable_type, self.constants, self.description,
-                                    self.source, self.variable_cost))
+                                    self.source, self.variable_cost, self.constraints))
 
     @cached_property
     def index(self) -> dict[str, int]:
@@ -214,6 +228,7 @@ def _reachable_types(g: Grammar) -> set[str]:
 
 _PRIMITIVE_FIELDS = {"name", "op", "args", "returns", "infix", "sympy", "cost", "aliases"}
 _TOP_FIELDS = {"name", "description", "output", "variables", "variable_cost", "constants",
+               "constraints",
                "primitive"}
 _CONSTANT_FIELDS = {"enabled", "low", "high", "type", "probability", "cost"}
 
@@ -248,6 +263,7 @@ def grammar_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Gram
     if not 0.0 <= constants.probability <= 1.0:
         raise GrammarError(f"{source}: [constants]: field 'probability' must be in [0, 1]")
     return Grammar(
+        constraints=_constraints(data.get("constraints", {}), primitives, source),
         name=name,
         primitives=primitives,
         output_type=out_type,
@@ -258,6 +274,34 @@ def grammar_from_dict(data: Mapping[str, Any], source: str = "<memory>") -> Gram
         variable_cost=float(_get(data, "variable_cost", (int, float), source, "grammar",
                                  default=1.0)),
     )
+
+
+def _constraints(data: Any, primitives: tuple[Primitive, ...], source: str) -> Constraints:
+    where = "[constraints]"
+    if not isinstance(data, Mapping):
+        raise GrammarError(f"{source}: field 'constraints': expected a table")
+    _no_unknown(data, {"no_nesting", "no_parent_child"}, source, where)
+    names = {p.name for p in primitives}
+
+    def groups(key: str, size: int | None) -> tuple[tuple[str, ...], ...]:
+        value = data.get(key, [])
+        shape = "pairs [parent, child]" if size == 2 else "lists of primitive names"
+        if not isinstance(value, list) or not all(
+                isinstance(g, list) and g and all(isinstance(n, str) for n in g)
+                and (size is None or len(g) == size) for g in value):
+            raise GrammarError(f"{source}: {where}: field {key!r}: expected a list of {shape}")
+        for g in value:
+            for n in g:
+                if n not in names:
+                    raise GrammarError(f"{source}: {where}: field {key!r}: unknown primitive "
+                                       f"{n!r}; the grammar has: {', '.join(sorted(names))}")
+        return tuple(tuple(g) for g in value)
+
+    nesting = groups("no_nesting", None)
+    if len(nesting) > 62:
+        raise GrammarError(f"{source}: {where}: at most 62 no_nesting groups")
+    pairs = groups("no_parent_child", 2)
+    return Constraints(nesting, tuple((a, b) for a, b in pairs))
 
 
 def _primitive(i: int, data: Any, source: str) -> Primitive:

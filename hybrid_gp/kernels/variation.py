@@ -9,9 +9,10 @@ so the twins produce identical children (tests compare them).
 Grammar tables (operators/batch.py builds them): 0 primitive arity, 1 return type id,
 2 argument type ids (padded), 3 minimum completion height, 4 producers of each type
 (flat, primitive order) with 5 their offsets, 6 minimum height per type, 7 primitives
-of the same signature (flat) with 8 their offsets. iparams: variable type, constant type
-(-1: none), n_features, max_depth, max_size, mutation depth, grow buffer; fparams:
-constant low, high, probability, perturbation scale.
+of the same signature (flat) with 8 their offsets, 9 constraint group mask per primitive,
+10 forbidden[parent, child]. iparams: variable type, constant type (-1: none),
+n_features, max_depth, max_size, mutation depth, grow buffer, constrained (0/1);
+fparams: constant low, high, probability, perturbation scale.
 
 Operator ids: 0 crossover, 1 subtree, 2 point, 3 hoist, 4 shrink, 5 constant; a failed
 operator falls back to subtree mutation, then to a copy of the first parent (id 6).
@@ -81,6 +82,64 @@ def _layout(codes, n, arity, ends, depths, open_idx, open_left):
 
 
 @njit(**_JIT)
+def _allowed(prim, mask, parent, groups, forbidden):
+    """Twin of constraints.allowed."""
+    if groups[prim] & mask:
+        return False
+    return not (parent >= 0 and forbidden[parent, prim])
+
+
+@njit(**_JIT)
+def _context_of(codes, n, target, arity, groups, open_mask, open_prim, open_left):
+    """Twin of constraints.contexts(...)[target]: (ancestor group mask, parent)."""
+    top = 0
+    for i in range(n):
+        mask = open_mask[top - 1] if top > 0 else 0
+        parent = open_prim[top - 1] if top > 0 else -1
+        if i == target:
+            return mask, parent
+        c = codes[i]
+        a = arity[c] if c >= 0 else 0
+        if a > 0:
+            open_mask[top] = mask | groups[c]
+            open_prim[top] = c
+            open_left[top] = a
+            top += 1
+            continue
+        while top > 0:
+            open_left[top - 1] -= 1
+            if open_left[top - 1] > 0:
+                break
+            top -= 1
+    return 0, -1
+
+
+@njit(**_JIT)
+def _valid(codes, n, arity, groups, forbidden, open_mask, open_prim, open_left):
+    """Twin of constraints.is_valid."""
+    top = 0
+    for i in range(n):
+        mask = open_mask[top - 1] if top > 0 else 0
+        parent = open_prim[top - 1] if top > 0 else -1
+        c = codes[i]
+        if c >= 0 and not _allowed(c, mask, parent, groups, forbidden):
+            return False
+        a = arity[c] if c >= 0 else 0
+        if a > 0:
+            open_mask[top] = mask | groups[c]
+            open_prim[top] = c
+            open_left[top] = a
+            top += 1
+            continue
+        while top > 0:
+            open_left[top - 1] -= 1
+            if open_left[top - 1] > 0:
+                break
+            top -= 1
+    return True
+
+
+@njit(**_JIT)
 def _node_type(c, prim_ret, var_type, const_type):
     if c >= 0:
         return prim_ret[c]
@@ -123,30 +182,53 @@ def _pick_point(codes, cand, n_cand, uni, cur):
 
 
 @njit(**_JIT)
-def _grow(t, max_depth, uni, cur, tables, iparams, fparams, out_codes, out_consts,
-          stack_t, stack_d):
-    """Twin of generate.random_codes(method="grow", min_depth=0); returns (n, n_const)."""
+def _usable(prim, left, mask, parent, constrained, prim_height, groups, forbidden):
+    if prim_height[prim] > left:
+        return False
+    return not constrained or _allowed(prim, mask, parent, groups, forbidden)
+
+
+@njit(**_JIT)
+def _grow(t, max_depth, mask0, parent0, uni, cur, tables, iparams, fparams, out_codes,
+          out_consts, stack_t, stack_d, stack_m, stack_p):
+    """Twin of generate.random_codes(method="grow", min_depth=0, context=(mask0,
+    parent0)); returns (n, n_const)."""
     prim_arity, prim_args = tables[0], tables[2]
     prim_height, producers, prod_off = tables[3], tables[4], tables[5]
+    groups, forbidden = tables[9], tables[10]
     var_type, const_type, n_features = iparams[0], iparams[1], iparams[2]
     lo, hi, p_const = fparams[0], fparams[1], fparams[2]
     n = 0
     nc = 0
-    sp = 0
     stack_t[0] = t
     stack_d[0] = 0
+    stack_m[0] = mask0
+    stack_p[0] = parent0
     sp = 1
     while sp > 0:
         sp -= 1
         tt = stack_t[sp]
         d = stack_d[sp]
+        mask = stack_m[sp]
+        parent = stack_p[sp]
         left = max_depth - d
-        n_feasible = 0
-        for m in range(prod_off[tt], prod_off[tt + 1]):
-            if prim_height[producers[m]] <= left:
-                n_feasible += 1
         can_var = tt == var_type and n_features > 0
         has_const = tt == const_type
+        # Constraints apply unless they would leave a node needing a primitive with none.
+        constrained = iparams[7] == 1
+        if constrained and not can_var and not has_const:
+            any_allowed = False
+            for m in range(prod_off[tt], prod_off[tt + 1]):
+                if _usable(producers[m], left, mask, parent, True, prim_height, groups,
+                           forbidden):
+                    any_allowed = True
+                    break
+            constrained = any_allowed
+        n_feasible = 0
+        for m in range(prod_off[tt], prod_off[tt + 1]):
+            if _usable(producers[m], left, mask, parent, constrained, prim_height, groups,
+                       forbidden):
+                n_feasible += 1
         n_terms = (1 if can_var else 0) + (1 if has_const else 0)
         if n_terms == 0:
             use_prim = True
@@ -160,16 +242,21 @@ def _grow(t, max_depth, uni, cur, tables, iparams, fparams, out_codes, out_const
             seen = 0
             chosen = -1
             for m in range(prod_off[tt], prod_off[tt + 1]):
-                if prim_height[producers[m]] <= left:
+                if _usable(producers[m], left, mask, parent, constrained, prim_height, groups,
+                           forbidden):
                     if seen == target:
                         chosen = producers[m]
                         break
                     seen += 1
             out_codes[n] = chosen
             n += 1
+            below = mask | groups[chosen] if iparams[7] == 1 else 0
+            below_parent = chosen if iparams[7] == 1 else -1
             for a in range(prim_arity[chosen] - 1, -1, -1):
                 stack_t[sp] = prim_args[chosen, a]
                 stack_d[sp] = d + 1
+                stack_m[sp] = below
+                stack_p[sp] = below_parent
                 sp += 1
         elif has_const and (not can_var or _rand(uni, cur) < p_const):
             out_codes[n] = -1
@@ -212,6 +299,17 @@ def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
     return n, nc
 
 
+@njit(**_JIT)
+def _check(n, nc, child_codes, tables, iparams, sc):
+    """(n, nc) when the child keeps the grammar's constraints, else (-1, 0)."""
+    if n < 0 or iparams[7] == 0:
+        return n, nc
+    _, _, _, _, open_idx, open_left, cand = sc
+    if _valid(child_codes, n, tables[0], tables[9], tables[10], open_idx, cand, open_left):
+        return n, nc
+    return -1, 0
+
+
 # ---------------------------------------------------------------------- operators
 # Each returns (n, n_const) of the child written to child_codes/child_consts, or (-1, 0)
 # when it does not apply or the child breaks the limits.
@@ -246,7 +344,7 @@ def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables,
     if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
                                open_left) > max_depth:
         return -1, 0
-    return n, nc
+    return _check(n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
@@ -255,8 +353,8 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
     prim_arity, prim_ret, min_height = tables[0], tables[1], tables[6]
     var_type, const_type = iparams[0], iparams[1]
     max_depth, max_size, new_depth = iparams[3], iparams[4], iparams[5]
-    a_ends, a_depths, _, _, open_idx, open_left, _ = sc
-    sub_codes, sub_consts, stack_t, stack_d = grow_sc
+    a_ends, a_depths, _, _, open_idx, open_left, cand = sc
+    sub_codes, sub_consts, stack_t, stack_d, stack_m, stack_p = grow_sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
     i = _int(uni, cur, a_n)
     room = max_depth - a_depths[i]
@@ -264,8 +362,12 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
     depth = min(room, new_depth)
     if depth < min_height[t]:
         return -1, 0
-    s_n, s_nc = _grow(t, depth, uni, cur, tables, iparams, fparams, sub_codes, sub_consts,
-                      stack_t, stack_d)
+    mask0, parent0 = 0, -1
+    if iparams[7] == 1:
+        mask0, parent0 = _context_of(a_codes, a_n, i, prim_arity, tables[9], open_idx, cand,
+                                     open_left)
+    s_n, s_nc = _grow(t, depth, mask0, parent0, uni, cur, tables, iparams, fparams,
+                      sub_codes, sub_consts, stack_t, stack_d, stack_m, stack_p)
     if a_n - (a_ends[i] - i) + s_n > child_codes.shape[0]:
         return -1, 0
     n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], sub_codes, sub_consts, s_n, s_nc,
@@ -273,11 +375,11 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
     if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
                                open_left) > max_depth:
         return -1, 0
-    return n, nc
+    return _check(n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
-def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen,
+def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen, sc,
            child_codes, child_consts):
     prim_ret, same, same_off = tables[1], tables[7], tables[8]
     var_type, const_type, n_features = iparams[0], iparams[1], iparams[2]
@@ -331,7 +433,7 @@ def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen,
             child_codes[i] = new
     if not changed:
         return -1, 0
-    return a_n, nc
+    return _check(a_n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
@@ -359,12 +461,13 @@ def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, c
     j = cand[_int(uni, cur, n_inner)]
     jc = _count_consts(a_codes, 0, j)
     nc_sub = _count_consts(a_codes, j, a_ends[j])
-    return _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[j:a_ends[j]],
-                   a_consts[jc:jc + nc_sub], a_ends[j] - j, nc_sub, child_codes, child_consts)
+    n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[j:a_ends[j]],
+                    a_consts[jc:jc + nc_sub], a_ends[j] - j, nc_sub, child_codes, child_consts)
+    return _check(n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
-def _shrink(a_codes, a_consts, a_n, uni, cur, tables, sc, child_codes, child_consts):
+def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, child_consts):
     prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
     a_ends, a_depths, _, _, open_idx, open_left, cand = sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
@@ -394,9 +497,10 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, sc, child_codes, child_con
             jc = _count_consts(a_codes, 0, first_match)
             end = a_ends[first_match]
             nc_sub = _count_consts(a_codes, first_match, end)
-            return _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[first_match:end],
-                           a_consts[jc:jc + nc_sub], end - first_match, nc_sub,
-                           child_codes, child_consts)
+            n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[first_match:end],
+                            a_consts[jc:jc + nc_sub], end - first_match, nc_sub,
+                            child_codes, child_consts)
+            return _check(n, nc, child_codes, tables, iparams, sc)
     return -1, 0
 
 
@@ -437,6 +541,7 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms
           np.empty(scratch_n, np.int64))
     grow_n = iparams[6]
     grow_sc = (np.empty(grow_n, np.int64), np.empty(grow_n, np.float64),
+               np.empty(grow_n, np.int64), np.empty(grow_n, np.int64),
                np.empty(grow_n, np.int64), np.empty(grow_n, np.int64))
     child_codes = np.empty(cap + grow_n, np.int64)
     child_consts = np.empty(cap + grow_n, np.float64)
@@ -463,13 +568,13 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms
                                  sc, grow_sc, child_codes, child_consts)
             elif op == POINT:
                 n, nc = _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams,
-                               chosen, child_codes, child_consts)
+                               chosen, sc, child_codes, child_consts)
             elif op == HOIST:
                 n, nc = _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc,
                                child_codes, child_consts)
             elif op == SHRINK:
-                n, nc = _shrink(a_codes, a_consts, a_n, uni, cur, tables, sc, child_codes,
-                                child_consts)
+                n, nc = _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc,
+                                child_codes, child_consts)
             else:
                 n, nc = _constant(a_codes, a_consts, a_n, uni, cur, fparams[3], mask,
                                   child_codes, child_consts)

@@ -9,6 +9,7 @@ from itertools import chain
 
 import numpy as np
 
+from ..constraints import tables as constraint_tables
 from ..grammar import Grammar
 from ..kernels import variation as kv
 from ..program import Program
@@ -40,7 +41,9 @@ def grammar_tables(grammar: Grammar) -> tuple[tuple[np.ndarray, ...], dict[str, 
     same, same_off = _flatten([
         [k for k, q in enumerate(prims) if k != i and q.arg_types == p.arg_types
          and q.ret_type == p.ret_type] for i, p in enumerate(prims)])
-    return (arity, ret, args, height, producers, prod_off, min_height, same, same_off), types
+    groups, forbidden = constraint_tables(grammar)
+    return (arity, ret, args, height, producers, prod_off, min_height, same, same_off,
+            groups, forbidden), types
 
 
 def _flatten(groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +81,8 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     grow_n = grow_capacity(grammar, min(mutation_depth, max_depth))
     iparams = np.array([types[grammar.variable_type],
                         types[c.type] if c.enabled else -1, n_features, max_depth, max_size,
-                        mutation_depth, grow_n], dtype=np.int64)
+                        mutation_depth, grow_n, int(bool(grammar.constraints))],
+                       dtype=np.int64)
     fparams = np.array([c.low, c.high, c.probability, PERTURBATION_SCALE], dtype=np.float64)
     out_codes = np.empty((n, cap), dtype=np.int64)
     out_consts = np.empty((n, cap), dtype=np.float64)

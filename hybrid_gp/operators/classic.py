@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..constraints import ROOT, contexts, is_valid
 from ..generate import random_tree
 from ..grammar import Grammar
 from ..program import CONST, Program, replace_subtree, var_code, with_constants
@@ -48,6 +49,11 @@ def within_limits(p: Program, max_size: int, max_depth: int) -> bool:
     return p.size <= max_size and p.depth <= max_depth
 
 
+def _valid(p: Program) -> Program | None:
+    """p, or None when it breaks the grammar's constraints."""
+    return p if not p.grammar.constraints or is_valid(p) else None
+
+
 def subtree_crossover(a: Program, b: Program, rng: np.random.Generator, /, *,
                       max_depth: int, max_size: int) -> Program | None:
     """Replace a random subtree of `a` with a random subtree of `b` of the same type."""
@@ -61,7 +67,7 @@ def subtree_crossover(a: Program, b: Program, rng: np.random.Generator, /, *,
     if j is None:
         return None
     child = replace_subtree(a, i, b.subtree(j))
-    return child if within_limits(child, max_size, max_depth) else None
+    return _valid(child) if within_limits(child, max_size, max_depth) else None
 
 
 def subtree_mutation(p: Program, rng: np.random.Generator, /, *, n_features: int,
@@ -74,9 +80,11 @@ def subtree_mutation(p: Program, rng: np.random.Generator, /, *, n_features: int
     depth = min(room, new_depth)
     if depth < g.min_height[t]:
         return None
-    sub = random_tree(g, rng, n_features, max_depth=depth, method="grow", ret_type=t)
+    context = contexts(p)[i] if g.constraints else ROOT
+    sub = random_tree(g, rng, n_features, max_depth=depth, method="grow", ret_type=t,
+                      context=context)
     child = replace_subtree(p, i, sub)
-    return child if within_limits(child, max_size, max_depth) else None
+    return _valid(child) if within_limits(child, max_size, max_depth) else None
 
 
 def _same_signature(g: Grammar, code: int) -> list[int]:
@@ -124,7 +132,7 @@ def point_mutation(p: Program, rng: np.random.Generator, /, *, n_features: int,
             codes[i] = new
     if not changed:
         return None
-    return Program._trusted(g, tuple(codes), tuple(consts))
+    return _valid(Program._trusted(g, tuple(codes), tuple(consts)))
 
 
 def hoist_mutation(p: Program, rng: np.random.Generator, /) -> Program | None:
@@ -138,7 +146,7 @@ def hoist_mutation(p: Program, rng: np.random.Generator, /) -> Program | None:
     if not inner:
         return None
     j = inner[int(rng.integers(len(inner)))]
-    return replace_subtree(p, i, p.subtree(j))
+    return _valid(replace_subtree(p, i, p.subtree(j)))
 
 
 def shrink_mutation(p: Program, rng: np.random.Generator, /) -> Program | None:
@@ -155,7 +163,7 @@ def shrink_mutation(p: Program, rng: np.random.Generator, /) -> Program | None:
             j = p.subtree_end(j)
         if children:
             j = children[int(rng.integers(len(children)))]
-            return replace_subtree(p, i, p.subtree(j))
+            return _valid(replace_subtree(p, i, p.subtree(j)))
     return None
 
 

@@ -1,0 +1,128 @@
+"""Cheap tree-level simplification: constant folding and a few identities.
+
+Rules (applied bottom-up, each only when the grammar can express the result):
+- a subtree without variables becomes one constant, computed by the kernels (so it
+  follows docs/semantics.md: log(-0.5) folds to log|-0.5|, never a complex number);
+- x - x -> 0, x / x -> 1 (exact under protected division), x + 0 -> x, 0 + x -> x,
+  x - 0 -> x, x * 1 -> x, 1 * x -> x, x / 1 -> x, x * 0 -> 0, 0 * x -> 0, neg(neg(x)) -> x.
+They hold for every finite input; with inf or NaN inputs x - x and x * 0 are NaN in
+IEEE arithmetic but 0 after the rewrite, which is why the search does not apply them
+to programs it scores, only to what it reports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .compiler import compile_batch
+from .evaluation import evaluate_features
+from .grammar import Grammar
+from .program import CONST, Program
+
+_IDENTITY_RIGHT = {"add": 0.0, "sub": 0.0, "mul": 1.0, "div": 1.0}  # x op c -> x
+_IDENTITY_LEFT = {"add": 0.0, "mul": 1.0}  # c op x -> x
+_ABSORB = {"mul": 0.0}  # x * 0 -> 0, 0 * x -> 0
+_SELF = {"sub": 0.0, "div": 1.0}  # x op x -> c
+
+
+class _Node:
+    """A small mutable tree used only while simplifying."""
+
+    __slots__ = ("children", "code", "value")
+
+    def __init__(self, code: int, value: float | None = None,
+                 children: list[_Node] | None = None):
+        self.code = code
+        self.value = value
+        self.children = children or []
+
+    def key(self) -> tuple:
+        return (self.code, self.value, tuple(c.key() for c in self.children))
+
+    def is_const(self, v: float | None = None) -> bool:
+        return self.code == CONST and (v is None or self.value == v)
+
+
+def simplify(program: Program) -> Program:
+    """An equivalent (on finite inputs), usually smaller program of the same grammar."""
+    g = program.grammar
+    tree = _to_tree(program)
+    tree = _simplify(tree, g)
+    codes: list[int] = []
+    consts: list[float] = []
+    _emit(tree, codes, consts)
+    if codes == list(program.codes) and consts == list(program.consts):
+        return program
+    return Program(g, codes, consts)
+
+
+def _to_tree(program: Program) -> _Node:
+    arities = program.grammar.arities
+    stack: list[_Node] = []
+    k = len(program.consts)
+    for c in reversed(program.codes):
+        if c == CONST:
+            k -= 1
+            stack.append(_Node(c, program.consts[k]))
+        elif c < -1:
+            stack.append(_Node(c))
+        else:
+            stack.append(_Node(c, None, [stack.pop() for _ in range(arities[c])]))
+    return stack[0]
+
+
+def _emit(node: _Node, codes: list[int], consts: list[float]) -> None:
+    codes.append(node.code)
+    if node.code == CONST:
+        consts.append(float(node.value))  # type: ignore[arg-type]
+    for child in node.children:
+        _emit(child, codes, consts)
+
+
+def _has_variables(node: _Node) -> bool:
+    return node.code < -1 or any(_has_variables(c) for c in node.children)
+
+
+def _constant_value(node: _Node, g: Grammar) -> float:
+    codes: list[int] = []
+    consts: list[float] = []
+    _emit(node, codes, consts)
+    batch = compile_batch([Program._trusted(g, tuple(codes), tuple(consts))])
+    return float(evaluate_features(batch, np.zeros((0, 1)))[0, 0])
+
+
+def _constant(g: Grammar, value: float, ret_type: str) -> _Node | None:
+    c = g.constants
+    if c.enabled and c.type == ret_type and math.isfinite(value):
+        return _Node(CONST, value)
+    return None
+
+
+def _simplify(node: _Node, g: Grammar) -> _Node:
+    node.children = [_simplify(c, g) for c in node.children]
+    if node.code < 0:
+        return node
+    prim = g.primitives[node.code]
+    if node.children and not _has_variables(node):
+        folded = _constant(g, _constant_value(node, g), prim.ret_type)
+        if folded is not None:
+            return folded
+    if len(node.children) == 2 and prim.arg_types[0] == prim.arg_types[1] == prim.ret_type:
+        a, b = node.children
+        op = prim.op
+        if op in _SELF and a.key() == b.key():
+            folded = _constant(g, _SELF[op], prim.ret_type)
+            if folded is not None:
+                return folded
+        if op in _IDENTITY_RIGHT and b.is_const(_IDENTITY_RIGHT[op]):
+            return a
+        if op in _IDENTITY_LEFT and a.is_const(_IDENTITY_LEFT[op]):
+            return b
+        if op in _ABSORB and (a.is_const(_ABSORB[op]) or b.is_const(_ABSORB[op])):
+            return _Node(CONST, _ABSORB[op])
+    if prim.op == "neg" and node.children[0].code >= 0 and (
+            g.primitives[node.children[0].code].op == "neg"):
+        return node.children[0].children[0]
+    return node
