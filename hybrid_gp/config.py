@@ -70,6 +70,9 @@ class SearchConfig(pg.Object):
                                  "best programs copied unchanged into the next generation"] = 5
     init_min_depth: pg.typing.Annotated[pg.typing.Int(min_value=0), "ramped init"] = 1
     init_max_depth: pg.typing.Annotated[pg.typing.Int(min_value=0), "ramped init"] = 5
+    immigrants: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=0.5),
+                                    "share of each generation's children that are fresh "
+                                    "random trees (keeps diversity)"] = 0.0
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()

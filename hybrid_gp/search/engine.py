@@ -59,6 +59,7 @@ class Settings:
     tournament_size: int
     lexicase_rows: int
     elitism: int
+    immigrants: float
     init_min_depth: int
     init_max_depth: int
     mutation_depth: int
@@ -88,6 +89,7 @@ class Settings:
             tournament_size=s.tournament_size,
             lexicase_rows=s.lexicase_rows,
             elitism=s.elitism,
+            immigrants=s.immigrants,
             init_min_depth=s.init_min_depth,
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
@@ -121,7 +123,8 @@ class Settings:
     @property
     def island(self) -> IslandSettings:
         return IslandSettings(self.population_size, self.selection, self.tournament_size,
-                              self.lexicase_rows, self.elitism)
+                              self.lexicase_rows, self.elitism, self.immigrants,
+                              self.init_min_depth, self.init_max_depth)
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..compiler import compile_batch
 from ..evaluation import evaluate_features
+from ..generate import ramped_half_and_half
 from ..operators.portfolio import Portfolio, VariationContext
 from ..problem import Problem
 from ..program import Program
@@ -77,6 +78,9 @@ class IslandSettings:
     tournament_size: int
     lexicase_rows: int
     elitism: int
+    immigrants: float = 0.0
+    init_min_depth: int = 1
+    init_max_depth: int = 5
 
 
 def score_programs(island: Island, problem: Problem, programs: list[Program],
@@ -121,6 +125,13 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     first, second = _parents(island, problem, s, n_children)
     brood = island.portfolio.breed(pop.programs, first, second, island.rng, ctx)
     island.counters.variation_fallbacks += brood.fallbacks
+    n_new = int(round(s.immigrants * n_children))
+    if n_new:  # fresh random trees replace the last children of the brood
+        fresh = ramped_half_and_half(ctx.grammar, island.rng, n_new, ctx.n_features,
+                                     s.init_min_depth, s.init_max_depth)
+        brood.children[-n_new:] = fresh
+        brood.operators[-n_new:] = ["immigrant"] * n_new
+        brood.parents[-n_new:] = [()] * n_new
     scored = island.scorer.score(brood.children, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))
     c = island.counters
@@ -133,7 +144,8 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
                           [scored.keys[i] for i in keep], island.new_ids(len(keep)))
     operators = [brood.operators[i] for i in keep]
     parents = [tuple(int(pop.ids[j]) for j in brood.parents[i]) for i in keep]
-    best_parent = np.array([min(pop.errors[j] for j in brood.parents[i]) for i in keep])
+    best_parent = np.array([min((pop.errors[j] for j in brood.parents[i]), default=np.inf)
+                            for i in keep])
     island.genealogy.credit_children(operators, best_parent, children.errors)
     island.generation += 1
     if s.selection == "nsga2":
