@@ -14,7 +14,26 @@ from .errors import DataError, UserError
 from .kernels import interpreter as kern
 from .program import Program
 
-BLOCK_ROWS = 256  # rows per block: the evaluation stack (depth x block) stays in L1/L2
+#: Rows per kernel block (docs/kernels.md): large enough that a node's loop hides its
+#: dispatch, small enough that the evaluation stack (depth x block) stays in L1/L2.
+BLOCK_ROWS = 1024
+
+
+def block_rows(n_rows: int) -> int:
+    """Rows per block for n_rows: BLOCK_ROWS, or n_rows rounded up to 8 if fewer."""
+    return max(8, min(BLOCK_ROWS, -(-n_rows // 8) * 8))
+
+
+#: Below this many node evaluations (about a millisecond on one core) a batch runs on
+#: one thread whatever n_jobs says: waking a second thread costs more than it saves,
+#: and far more when another process holds the other core.
+MIN_THREADED_WORK = 1_000_000
+
+
+def _use_threads(batch: CompiledBatch, n_rows: int, n_jobs: int) -> bool:
+    """Threads pay off with enough work split over several programs or row blocks."""
+    return (n_jobs > 1 and (batch.n_programs > 1 or n_rows > BLOCK_ROWS)
+            and len(batch.codes) * n_rows >= MIN_THREADED_WORK)
 
 
 @dataclass(frozen=True)
@@ -106,24 +125,42 @@ def _check_features(batch: CompiledBatch, XT: np.ndarray) -> None:
                         f"{XT.shape[0]} column(s)")
 
 
-def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1) -> np.ndarray:
-    """Kernel call on feature-major XT; returns (n_programs, n_rows) in XT's dtype."""
+def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1,
+                      out: np.ndarray | None = None) -> np.ndarray:
+    """Kernel call on feature-major XT; returns (n_programs, n_rows) in XT's dtype.
+
+    XT is float64 or float32 (the kernels compute in that dtype; exp, log, sin, cos,
+    tanh and pow round a float64 result). n_jobs > 1 shares programs, or for few
+    programs row blocks, among that many threads; the result is the same. out, if
+    given, is a C-contiguous array of that shape and dtype to write into (it saves the
+    page faults of a fresh large array).
+    """
     _check_features(batch, XT)
-    out = np.empty((batch.n_programs, XT.shape[1]), dtype=XT.dtype)
+    shape = (batch.n_programs, XT.shape[1])
+    if out is None:
+        out = np.empty(shape, dtype=XT.dtype)
+    elif out.shape != shape or out.dtype != XT.dtype or not out.flags.c_contiguous:
+        raise DataError(f"out must be a C-contiguous {XT.dtype} array of shape {shape}, "
+                        f"got {out.dtype} {out.shape}")
     if batch.n_programs == 0 or XT.shape[1] == 0:
         return out
     arrays = batch.arrays(XT.dtype)
-    if n_jobs > 1 and batch.n_programs > 1:
-        numba.set_num_threads(n_jobs)
-        kern.eval_batch_parallel(arrays, XT, out, BLOCK_ROWS, batch.depth)
+    block = block_rows(XT.shape[1])
+    if _use_threads(batch, XT.shape[1], n_jobs):
+        numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+        kern.eval_batch_parallel(arrays, XT, out, block, batch.depth, n_jobs)
     else:
-        kern.eval_batch_serial(arrays, XT, out, BLOCK_ROWS, batch.depth)
+        kern.eval_batch_serial(arrays, XT, out, block, batch.depth)
     return out
 
 
 def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
                  n_jobs: int = 1) -> np.ndarray:
-    """Mean squared error per program (inf where any output is not finite)."""
+    """Mean squared error per program (inf where any output is not finite).
+
+    y is float64; errors are summed in float64 whatever XT's dtype, in the same order
+    for any n_jobs, so the result does not depend on it.
+    """
     _check_features(batch, XT)
     out = np.empty(batch.n_programs, dtype=np.float64)
     if batch.n_programs == 0:
@@ -131,11 +168,12 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
     if XT.shape[1] == 0:
         raise DataError("cannot score programs on zero rows")
     arrays = batch.arrays(XT.dtype)
-    if n_jobs > 1 and batch.n_programs > 1:
-        numba.set_num_threads(n_jobs)
-        kern.mse_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+    block = block_rows(XT.shape[1])
+    if _use_threads(batch, XT.shape[1], n_jobs):
+        numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+        kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth, n_jobs)
     else:
-        kern.mse_batch_serial(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+        kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth)
     return out
 
 

@@ -1,0 +1,279 @@
+"""`hybrid-gp bench eval`: evaluation throughput against DEAP, numpy and pyoperon.
+
+The same random trees (hg.random_programs, full grammar) and the same data go to every
+evaluator in one process. Rounds are interleaved (each round times every evaluator
+once, in a rotating order) and medians are reported, so a machine whose load changes
+during the run penalises everyone alike. Throughput is node-evaluations per second:
+nodes in the trees (terminals included) times rows, divided by the time of one run.
+
+With two threads, the output says whether the second core was free: our CPU time over
+wall time (2.0 when both threads ran all along) and the CPU time other processes used
+meanwhile, read from /proc/stat where there is one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import numba
+import numpy as np
+
+from .. import generate
+from ..evaluation import MIN_THREADED_WORK
+from ..kernels import opcodes as oc
+from ..program import Program
+from . import contenders as cont
+
+TRANSCENDENTAL = ("exp", "log", "sin", "cos", "tanh", "pow")
+
+
+@dataclass
+class Timings:
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    others: list[float | None] = field(default_factory=list)  # other processes' CPU s
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.wall))
+
+    def cpu_per_wall(self) -> float:
+        return float(np.sum(self.cpu) / np.sum(self.wall))
+
+    def other_cores(self) -> float | None:
+        if any(o is None for o in self.others):
+            return None
+        return float(np.sum(self.others) / np.sum(self.wall))  # type: ignore[arg-type]
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have used (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _time_once(ev: cont.Evaluator, threads: int, t: Timings) -> None:
+    busy0 = _busy_seconds()
+    w0, c0 = time.perf_counter(), time.process_time()
+    ev.run(threads)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    busy1 = _busy_seconds()
+    t.wall.append(wall)
+    t.cpu.append(cpu)
+    t.others.append(None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu))
+
+
+def _agreement(ours: np.ndarray | None, theirs: np.ndarray | None, rtol: float) -> str:
+    """Share of outputs equal within rtol where both are finite, and of equal
+    finite/non-finite pattern."""
+    if ours is None or theirs is None:
+        return "n/a"
+    a, b = ours.astype(np.float64), theirs.astype(np.float64)
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    both = fa & fb
+    with np.errstate(all="ignore"):
+        close = np.abs(a[both] - b[both]) <= rtol * np.maximum(np.abs(b[both]), 1e-300)
+    return (f"{np.mean(close):.2%} within {rtol:g} relative where both finite, "
+            f"{np.mean(fa == fb):.2%} same finite pattern")
+
+
+def describe(programs: Sequence[Program]) -> str:
+    g = programs[0].grammar
+    names = [oc.NAMES[g.primitives[c].opcode] for p in programs for c in p.codes if c >= 0]
+    nodes = sum(p.size for p in programs)
+    share = sum(n in TRANSCENDENTAL for n in names) / nodes
+    return (f"{len(programs)} trees, mean {nodes / len(programs):.1f} nodes, "
+            f"{share:.0%} of nodes transcendental ({', '.join(TRANSCENDENTAL)})")
+
+
+def bench_rows(programs: Sequence[Program], n_rows: int, args: argparse.Namespace,
+               rng: np.random.Generator) -> dict:
+    """Time every evaluator on n_rows rows; print the table; return the figures."""
+    X = rng.uniform(-3.0, 3.0, size=(n_rows, args.features))
+    threads = tuple(args.threads)
+    evs = [cont.kernel(programs, X, "float64", threads),
+           cont.kernel(programs, X, "float32", threads)]
+    if cont.pyoperon_available() and not args.no_pyoperon:
+        evs.append(cont.operon(programs, X, threads))
+    evs.append(cont.deap_compiled(programs, X))
+    evs.append(cont.numpy_per_node(programs, X))
+    runs = [(ev, t) for ev in evs for t in ev.threads]
+    timings = {(ev.name, t): Timings() for ev, t in runs}
+    for ev, t in runs:  # warm-up (JIT, caches); the slow numpy ones need none
+        if ev.name.startswith(("hybrid_gp", "pyoperon")):
+            ev.run(t)
+    for r in range(args.rounds):
+        for ev, t in runs[r % len(runs):] + runs[:r % len(runs)]:
+            _time_once(ev, t, timings[(ev.name, t)])
+
+    base = {t: timings[("hybrid_gp float64", t)].median for t in threads}
+    print(f"\nn = {n_rows} rows")
+    print(f"  {'evaluator':22s}{'threads':>8s}{'median s':>11s}{'G node-evals/s':>16s}"
+          f"{'hybrid_gp float64 is':>24s}")
+    rows = []
+    for ev, t in runs:
+        med = timings[(ev.name, t)].median
+        rate = ev.nodes * n_rows / med / 1e9
+        ref = base.get(t, base[1])
+        ratio = med / ref * (sum(p.size for p in programs) / ev.nodes)
+        note = f" ({ev.skipped} trees it cannot express left out)" if ev.skipped else ""
+        print(f"  {ev.name:22s}{t:8d}{med:11.4f}{rate:16.3f}{ratio:21.2f}x faster{note}")
+        rows.append({"evaluator": ev.name, "threads": t, "seconds": med,
+                     "g_node_evals_per_s": rate, "hybrid_gp_speedup": ratio})
+    figures = {"rows": n_rows, "table": rows}
+    if 2 in threads:
+        for name in ("hybrid_gp float64", "pyoperon"):
+            if name.startswith("hybrid_gp") and evs[0].nodes * n_rows < MIN_THREADED_WORK:
+                print(f"  second thread, {name}: not used (under "
+                      f"evaluation.MIN_THREADED_WORK = {MIN_THREADED_WORK} node-evals)")
+            elif (name, 2) in timings:
+                t1, t2 = timings[(name, 1)], timings[(name, 2)]
+                others = t2.other_cores()
+                free = "unknown" if others is None else ("yes" if others < 0.25 else "no")
+                print(f"  second thread, {name}: {t1.median / t2.median:.2f}x; "
+                      f"cpu/wall {t2.cpu_per_wall():.2f}; other processes used "
+                      f"{'?' if others is None else f'{others:.2f}'} cores -> "
+                      f"second core free: {free}")
+                figures[f"second_thread_{name}"] = {
+                    "speedup": t1.median / t2.median, "cpu_per_wall": t2.cpu_per_wall(),
+                    "other_cores": others, "free": free}
+    ours = evs[0].outputs()
+    for ev in evs[1:]:
+        rtol = 1e-9 if ev.name in ("numpy per node", "DEAP compile+numpy") else 1e-3
+        print(f"  outputs vs {ev.name}: {_agreement(ours, ev.outputs(), rtol)}")
+    return figures
+
+
+def compile_times() -> dict:
+    """First-call times in fresh processes: cold (empty cache), then warm."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold", "warm"):
+            proc = subprocess.run([sys.executable, "-m", "hybrid_gp.bench.first_call"],
+                                  env=env, capture_output=True, text=True, check=True)
+            out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def _targets(figures: list[dict], compiled: dict | None) -> None:
+    def rate(fig: dict, name: str, t: int) -> float | None:
+        return next((r["g_node_evals_per_s"] for r in fig["table"]
+                     if r["evaluator"] == name and r["threads"] == t), None)
+
+    def speedup(fig: dict, name: str) -> float | None:
+        return next((r["hybrid_gp_speedup"] for r in fig["table"]
+                     if r["evaluator"] == name and r["threads"] == 1), None)
+
+    print("\ntargets (issue 3; timings, not tests):")
+    big = [f for f in figures if f["rows"] >= 1000]
+    per_thread = ", ".join(f"{rate(f, 'hybrid_gp float64', 1):.2f} (n={f['rows']})" for f in big)
+    print(f"  >= 1.0 G node-evals/s per thread at n >= 1k, float64: {per_thread or 'n/a'}")
+    one_k = [f for f in figures if f["rows"] == 1000]
+    deap = speedup(one_k[0], "DEAP compile+numpy") if one_k else None
+    print(f"  >= 8x DEAP compile+numpy at n = 1k: "
+          f"{'n/a' if deap is None else f'{deap:.1f}x'}")
+    vs_op = [f"{s:.2f}x (n={f['rows']})" for f in figures
+             for s in [speedup(f, "pyoperon")] if s is not None]
+    print(f"  hybrid_gp / pyoperon speed, one thread, >= 0.6x (goal 1.0x): "
+          f"{', '.join(vs_op) or 'n/a'}")
+    second = [f.get("second_thread_hybrid_gp float64") for f in figures]
+    text = ", ".join(f"{s['speedup']:.2f}x (n={f['rows']}, core free: {s['free']})"
+                     for f, s in zip(figures, second, strict=True) if s)
+    print(f"  >= 1.8x from the second thread when it is free: {text or 'n/a'}")
+    worst = min(speedup(f, "numpy per node") or np.inf for f in figures)
+    print(f"  never slower than numpy per node: slowest ratio {worst:.1f}x")
+    if compiled:
+        c, w = compiled["cold"], compiled["warm"]
+        print(f"  cold first call <= 5 s: evaluate {c['evaluate_s']:.2f} s wall "
+              f"({c['evaluate_cpu_s']:.2f} s cpu), then fitness {c['fitness_s']:.2f} s")
+        print(f"  warm-cache first call <= 0.5 s: evaluate {w['evaluate_s']:.3f} s, "
+              f"fitness {w['fitness_s']:.3f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hybrid-gp bench eval",
+        description="Evaluation throughput of hybrid_gp's kernels against DEAP "
+                    "compile+numpy, numpy one op per node and pyoperon (if installed).")
+    p.add_argument("--rows", type=int, nargs="+", default=[100, 1000, 10000, 100000],
+                   help="data sizes to time (default: 100 1000 10000 100000)")
+    p.add_argument("--trees", type=int, default=1000, help="random trees (default 1000)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                   help="thread counts for the threaded evaluators (default: 1 2)")
+    p.add_argument("--features", type=int, default=2, help="input columns (default 2)")
+    p.add_argument("--depth", type=int, nargs=2, default=[4, 8], metavar=("MIN", "MAX"),
+                   help="tree depths for hg.random_programs (default 4 8)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="a short run: 300 trees, 100 and 1000 rows, 3 rounds, no compile "
+                        "timing")
+    p.add_argument("--no-pyoperon", action="store_true", help="leave pyoperon out")
+    p.add_argument("--no-compile", action="store_true",
+                   help="skip timing the first call in fresh processes")
+    p.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    return p
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    bad = [(name, v) for name, vals in [("--rows", args.rows), ("--threads", args.threads)]
+           for v in vals if v < 1]
+    bad += [(name, v) for name, v in [("--trees", args.trees), ("--rounds", args.rounds),
+                                      ("--features", args.features)] if v < 1]
+    if bad:
+        parser.error(f"{bad[0][0]} must be >= 1, got {bad[0][1]}")
+    if not 0 <= args.depth[0] <= args.depth[1]:
+        parser.error(f"--depth needs 0 <= MIN <= MAX, got {args.depth[0]} {args.depth[1]}")
+    if 1 not in args.threads:
+        args.threads = [1, *args.threads]
+    top = numba.config.NUMBA_NUM_THREADS
+    if max(args.threads) > top:
+        parser.error(f"--threads {max(args.threads)} is more than numba's "
+                     f"{top} threads (NUMBA_NUM_THREADS)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.trees, args.rows, args.rounds = min(args.trees, 300), [100, 1000], 3
+        args.no_compile = True
+    _check(args, parser)
+    programs = generate.random_programs("full", args.trees, args.features, seed=args.seed,
+                                        min_depth=args.depth[0], max_depth=args.depth[1])
+    pyop = (f"pyoperon {version('pyoperon')}" if cont.pyoperon_available()
+            else "pyoperon not installed")
+    print(f"hybrid-gp bench eval: {describe(programs)}; full grammar, depth "
+          f"{args.depth[0]}-{args.depth[1]}, {args.features} features, X ~ U(-3, 3); "
+          f"medians of {args.rounds} interleaved rounds")
+    print(f"machine: {os.cpu_count()} cores; numba {numba.__version__} "
+          f"({numba.config.NUMBA_NUM_THREADS} threads); deap {version('deap')}; {pyop}")
+    rng = np.random.default_rng(args.seed)
+    figures = [bench_rows(programs, n, args, rng) for n in args.rows]
+    compiled = None if args.no_compile else compile_times()
+    _targets(figures, compiled)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"figures": figures, "compile": compiled, "args": vars(args)}, f,
+                      indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

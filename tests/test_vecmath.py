@@ -1,0 +1,228 @@
+"""Accuracy and special values of the vectorisable math (kernels/vecmath.py).
+
+The reference is numpy in x87 extended precision (64-bit mantissa) where the platform
+has it, else mpmath on a smaller sample. Error is in ULP of the correctly rounded
+double. The bounds asserted are the ones docs/kernels.md documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import mpmath
+import numpy as np
+import pytest
+
+from hybrid_gp.kernels import vecmath as vm
+from hybrid_gp.kernels.opcodes import EPS
+
+ULP_BOUND = {"exp": 1.5, "log": 1.0, "sin": 3.0, "cos": 3.0, "tanh": 3.0, "pow": 1.5}
+EXTENDED = np.finfo(np.longdouble).nmant >= 63
+
+SPECIALS = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324,
+                     2.2250738585072014e-308, -2.2250738585072014e-308, 1e-10, -1e-10,
+                     np.nextafter(1e-10, 1), 1.0, -1.0, 709.782712893384,
+                     709.7827128933841, -745.1332191019411, -745.1332191019412, -708.4,
+                     20.0, -20.0, 1e300, -1e300, np.pi / 2, np.pi, 2.0**20, -2.0**20,
+                     np.nextafter(2.0**20, np.inf), 1e22, 1.7976931348623157e308])
+
+
+def _block(name: str, x: np.ndarray) -> np.ndarray:
+    y = x.copy()
+    getattr(vm, "v" + name)(y, len(y))
+    return y
+
+
+def _numpy(name: str, x: np.ndarray) -> np.ndarray:
+    """What the numpy twin computes (protected log)."""
+    with np.errstate(all="ignore"):
+        if name == "log":
+            m = np.abs(x)
+            return np.where(m <= EPS, 0.0 * x, np.log(m)).astype(x.dtype)
+        return getattr(np, name)(x)
+
+
+def _extended(name: str, x: np.ndarray) -> np.ndarray:
+    xl = x.astype(np.longdouble)
+    with np.errstate(all="ignore"):
+        if name == "log":
+            return np.where(np.abs(xl) <= EPS, np.longdouble(0), np.log(np.abs(xl)))
+        return getattr(np, name)(xl)
+
+
+_MP: dict[str, Callable] = {"exp": mpmath.exp, "sin": mpmath.sin, "cos": mpmath.cos,
+                            "tanh": mpmath.tanh, "log": lambda v: mpmath.log(abs(v))}
+
+
+def _ulp_error(name: str, x: np.ndarray, ours: np.ndarray) -> np.ndarray:
+    if EXTENDED:
+        ref = _extended(name, x)
+        r64 = ref.astype(np.float64)
+        return (np.abs(ours.astype(np.longdouble) - ref)
+                / np.spacing(np.abs(r64)).astype(np.longdouble)).astype(np.float64)
+    with mpmath.workdps(40):
+        out = []
+        for xi, oi in zip(x, ours, strict=True):
+            ref = _MP[name](mpmath.mpf(float(xi)))
+            out.append(float(abs(mpmath.mpf(float(oi)) - ref)
+                             / np.spacing(abs(float(ref)))))
+        return np.array(out)
+
+
+def _sample(rng: np.random.Generator, name: str, n: int) -> np.ndarray:
+    def logu(lo: float, hi: float) -> np.ndarray:
+        return np.exp(rng.uniform(np.log(lo), np.log(hi), n)) * rng.choice([-1, 1], n)
+
+    if name == "exp":
+        parts = [rng.uniform(-745.1, 709.7, n), rng.uniform(-1, 1, n), logu(1e-300, 1)]
+    elif name == "log":
+        parts = [logu(1.1e-10, 1e308), rng.uniform(0.5, 2, n), 1 + logu(1e-15, 1e-3)]
+    elif name in ("sin", "cos"):
+        near_pole = np.pi / 2 * rng.integers(-2**19, 2**19, n) + logu(1e-12, 1e-6)
+        parts = [rng.uniform(-10, 10, n), logu(1e-300, 2.0**20), near_pole]
+    else:
+        parts = [rng.uniform(-25, 25, n), logu(1e-300, 1), rng.uniform(-1, 1, n)]
+    x = np.concatenate(parts)
+    return x if EXTENDED else rng.choice(x, 3000, replace=False)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sin", "cos", "tanh"])
+def test_ulp_error_is_within_the_documented_bound(rng, name):
+    x = _sample(rng, name, 60_000)
+    ours = _block(name, x)
+    with np.errstate(all="ignore"):
+        fin = np.isfinite(_numpy(name, x))
+    err = _ulp_error(name, x[fin], ours[fin])
+    worst = x[fin][np.argmax(err)]
+    assert err.max() <= ULP_BOUND[name], f"{name}({worst!r}): {err.max():.2f} ULP"
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sin", "cos", "tanh"])
+def test_special_values_match_numpy(name):
+    ours = _block(name, SPECIALS)
+    theirs = _numpy(name, SPECIALS)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isfinite(ours), np.isfinite(theirs))
+    inf = np.isinf(theirs)
+    np.testing.assert_array_equal(ours[inf], theirs[inf])
+    fin = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[fin], theirs[fin], rtol=4e-16, atol=5e-324)
+
+
+def test_log_is_protected_below_eps_and_keeps_inf_and_nan():
+    x = np.array([0.0, -0.0, 5e-324, 1e-300, 1e-10, -1e-10, np.inf, -np.inf, np.nan])
+    np.testing.assert_array_equal(_block("log", x),
+                                  [0, 0, 0, 0, 0, 0, np.inf, np.inf, np.nan])
+
+
+def test_exp_overflows_and_underflows_like_numpy_with_subnormal_results():
+    x = np.array([709.78, 709.79, 710.0, 1e4, -708.0, -740.0, -745.0, -745.2, -1e4])
+    ours = _block("exp", x)
+    theirs = _numpy("exp", x)
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=3e-16, atol=5e-324)
+    assert ours[6] > 0 and ours[6] < 2.2250738585072014e-308  # a subnormal result
+
+
+def test_trig_beyond_the_reduction_limit_uses_libm_exactly(rng):
+    far = np.exp(rng.uniform(np.log(2.0**20), np.log(1e300), 500)) * rng.choice([-1, 1], 500)
+    x = rng.permutation(np.concatenate([far, rng.uniform(-3, 3, 500)]))
+    is_far = np.abs(x) > vm.TRIG_LIMIT
+    for name in ("sin", "cos"):
+        ours = _block(name, x)
+        np.testing.assert_array_equal(ours[is_far], getattr(np, name)(x[is_far]))
+        assert _ulp_error(name, x[~is_far], ours[~is_far]).max() <= ULP_BOUND[name]
+
+
+def test_float32_blocks_are_the_float64_result_rounded(rng):
+    x64 = np.concatenate([rng.uniform(-80, 80, 5000), rng.uniform(-1e4, 1e4, 5000)])
+    x32 = x64.astype(np.float32)
+    for name in ("exp", "log", "sin", "cos", "tanh"):
+        ours = _block(name, x32)
+        assert ours.dtype == np.float32
+        with np.errstate(over="ignore"):
+            expect = _numpy(name, x32.astype(np.float64)).astype(np.float32)
+        fin = np.isfinite(expect)
+        np.testing.assert_array_equal(np.isfinite(ours), fin)
+        gap = np.abs(ours[fin].astype(np.float64) - expect[fin])
+        assert np.all(gap <= np.spacing(np.abs(expect[fin])))  # at most 1 float32 ULP
+
+
+# ------------------------------------------------------------------------- pow
+def _pow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = b.copy()
+    vm.vpow(a, out, len(out))
+    return out
+
+
+def test_pow_ulp_error_is_within_the_bound_up_to_overflow(rng):
+    n = 40_000
+    a = np.concatenate([np.exp(rng.uniform(-690, 690, n)), rng.uniform(0.25, 4, n),
+                        1 + rng.normal(0, 1e-3, n), -rng.uniform(0.1, 10, n),
+                        rng.uniform(1e-320, 1e-310, n)])  # subnormal bases too
+    y = rng.uniform(-700, 700, len(a))  # target b * log|a|
+    b = y / np.log(np.abs(a))
+    ours = _pow(a, b)
+    if EXTENDED:
+        ref = np.power(np.abs(a.astype(np.longdouble)), b.astype(np.longdouble))
+        r64 = ref.astype(np.float64)
+        fin = np.isfinite(r64) & (r64 != 0)
+        err = (np.abs(ours[fin].astype(np.longdouble) - ref[fin])
+               / np.spacing(np.abs(r64[fin])).astype(np.longdouble)).astype(np.float64)
+    else:
+        fin = np.isfinite(ours)
+        err = np.abs(ours[fin] - np.power(np.abs(a[fin]), b[fin])) / np.spacing(ours[fin])
+        err = np.maximum(err - 1, 0)  # numpy's own pow is within 1 ULP
+    assert err.max() <= ULP_BOUND["pow"]
+
+
+def test_pow_special_arguments_follow_ieee_pow_of_abs_a():
+    vals = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, -3.0, np.inf, -np.inf, np.nan, 5e-324,
+                     1e308])
+    a, b = (m.ravel() for m in np.meshgrid(vals, vals))
+    ours = _pow(a, b)
+    with np.errstate(all="ignore"):
+        theirs = np.power(np.abs(a), b)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=4e-16, atol=5e-324)
+    assert _pow(np.array([np.nan]), np.array([0.0]))[0] == 1.0  # nan ** 0 = 1
+    assert _pow(np.array([-1.0]), np.array([np.nan]))[0] == 1.0  # |-1| ** nan = 1
+    assert _pow(np.array([0.0]), np.array([-1.0]))[0] == np.inf
+
+
+def test_pow_of_one_is_one_for_any_finite_exponent(rng):
+    b = np.concatenate([rng.normal(0, 1e300, 100), rng.normal(0, 1, 100)])
+    np.testing.assert_array_equal(_pow(np.ones_like(b), b), np.ones_like(b))
+
+
+# ------------------------------------------------------------- building blocks
+def test_fma_rounds_once():
+    a = 1.0 + 2.0**-30
+    b = 1.0 - 2.0**-30
+
+    @vm.njit
+    def fused(x, y, z):
+        return vm.fma(x, y, z)
+
+    assert fused(a, b, -1.0) == -(2.0**-60)  # a * b - 1 rounds to 0 without fma
+    assert a * b - 1.0 == 0.0
+
+
+def test_pi_over_2_split_has_short_exact_parts():
+    parts = [vm._PIO2_1, vm._PIO2_2, vm._PIO2_3, vm._PIO2_4]
+    with mpmath.workprec(300):
+        total = sum(mpmath.mpf(p) for p in parts)
+        assert abs(total - mpmath.pi / 2) < mpmath.mpf(2) ** -150
+    for p in parts[:3]:  # 33 significant bits: k * part is exact for |k| < 2**20
+        mant = int(mpmath.mpf(p) * 2 ** (32 - mpmath.floor(mpmath.log(p, 2))))
+        assert mpmath.mpf(mant) == mpmath.mpf(p) * 2 ** (32 - mpmath.floor(mpmath.log(p, 2)))
+
+
+def test_ln2_split_and_log_table_are_exact_to_double_double():
+    with mpmath.workprec(200):
+        assert abs(mpmath.mpf(vm._LN2_HI) + vm._LN2_LO - mpmath.log(2)) < mpmath.mpf(2)**-84
+        for j in range(vm._LOG_N):
+            logc = mpmath.mpf(vm._LOGC_HI[j]) + mpmath.mpf(vm._LOGC_LO[j])
+            assert abs(logc + mpmath.log(mpmath.mpf(vm._INVC[j]))) < mpmath.mpf(2)**-100
+    centre = int(np.argmin(np.abs(vm._INVC - 1.0)))
+    assert vm._INVC[centre] == 1.0 and vm._LOGC_HI[centre] == 0.0
