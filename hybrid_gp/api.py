@@ -109,6 +109,9 @@ def run_config(config: RunConfig, problem: Problem | None = None,
                resume: bool = False) -> RunResult:
     """Run exactly what `config` says (what `hybrid-gp run` and `resume` call)."""
     prob = problem or problem_for(config)
+    if out_dir is not None and not resume and (Path(out_dir) / CONFIG).exists():
+        raise UserError(f"{out_dir} already holds a run; resume it (hg.resume / hybrid-gp "
+                        f"resume) or choose another directory")
     log = RunLog(out_dir) if out_dir is not None else None
 
     def emit(event: dict[str, Any]) -> None:

@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="PATH=VALUE", help="any config field, e.g. search.population_size=200")
     p.add_argument("--quiet", action="store_true", help="no progress line")
 
+    p = sub.add_parser("bench", help="benchmarks: eval (kernels) or run (whole runs)")
+    p.add_argument("which", choices=["eval", "run"], help="eval: evaluation throughput vs "
+                   "DEAP, numpy, pyoperon; run: whole runs vs pyoperon")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark "
+                   "(see hybrid-gp bench eval --help)")
+
+    p = sub.add_parser("report", help="write PNG plots and summary.md into a run directory")
+    p.add_argument("dir", type=Path, help="the run directory")
+
     p = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
     p.add_argument("dir", type=Path, help="the run directory")
     p.add_argument("--quiet", action="store_true", help="no progress line")
@@ -298,4 +307,21 @@ def _print_summary(results: list[Any]) -> None:
           f"{solved} reached the target error")
 
 
-_COMMANDS = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume}
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    for path in write_report(args.dir):
+        print(path)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.which == "eval":
+        from .bench.eval import main as bench_main
+    else:
+        from .bench.run import main as bench_main
+    return bench_main(args.rest)
+
+
+_COMMANDS = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume, "bench": _cmd_bench,
+             "report": _cmd_report}

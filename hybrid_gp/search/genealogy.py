@@ -64,8 +64,22 @@ class Genealogy:
 
     def credit_children(self, operators: list[str], parent_errors: Iterable[float],
                         child_errors: Iterable[float]) -> None:
-        for op, pe, ce in zip(operators, parent_errors, child_errors, strict=True):
-            self.credit.setdefault(op, OperatorCredit()).add(float(pe), float(ce))
+        """Count each child towards its operator (vectorised per operator)."""
+        if not operators:
+            return
+        ops = np.asarray(operators)
+        pe = np.asarray(parent_errors, dtype=np.float64)
+        ce = np.asarray(child_errors, dtype=np.float64)
+        better = ce < pe
+        with np.errstate(all="ignore"):
+            gain = np.where(np.isfinite(pe) & (pe > 0), (pe - ce) / pe, 1.0)
+        gain = np.where(better, gain, 0.0)
+        for op in np.unique(ops).tolist():
+            mask = ops == op
+            c = self.credit.setdefault(op, OperatorCredit())
+            c.children += int(mask.sum())
+            c.improved += int(better[mask].sum())
+            c.gain += float(gain[mask].sum())
 
     def merge(self, other: Genealogy) -> None:
         """Append another island's records (used at barriers, in island order)."""

@@ -125,7 +125,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     first, second = _parents(island, problem, s, n_children)
     brood = island.portfolio.breed(pop.programs, first, second, island.rng, ctx)
     island.counters.variation_fallbacks += brood.fallbacks
-    n_new = int(round(s.immigrants * n_children))
+    n_new = round(s.immigrants * n_children)
     if n_new:  # fresh random trees replace the last children of the brood
         fresh = ramped_half_and_half(ctx.grammar, island.rng, n_new, ctx.n_features,
                                      s.init_min_depth, s.init_max_depth)
@@ -143,10 +143,13 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
                           np.array([problem.complexity(p) for p in programs], dtype=np.float64),
                           [scored.keys[i] for i in keep], island.new_ids(len(keep)))
     operators = [brood.operators[i] for i in keep]
-    parents = [tuple(int(pop.ids[j]) for j in brood.parents[i]) for i in keep]
-    best_parent = np.array([min((pop.errors[j] for j in brood.parents[i]), default=np.inf)
-                            for i in keep])
+    n_parents = np.fromiter((len(p) for p in brood.parents), dtype=np.int64,
+                            count=len(brood.parents))
+    first_error, second_error = pop.errors[first], pop.errors[second]
+    best_parent = np.where(n_parents == 2, np.minimum(first_error, second_error),
+                           np.where(n_parents == 1, first_error, np.inf))[keep]
     island.genealogy.credit_children(operators, best_parent, children.errors)
+    parents = _ParentIds(pop.ids, brood.parents, keep)
     island.generation += 1
     if s.selection == "nsga2":
         pool = (pop + children).unique()
@@ -162,9 +165,19 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     island.events.append(generation_event(island))
 
 
+class _ParentIds:
+    """Genealogy ids of the parents of kept child k, built only when asked for."""
+
+    def __init__(self, ids: np.ndarray, parents: list[tuple[int, ...]], keep: np.ndarray):
+        self.ids, self.parents, self.keep = ids, parents, keep
+
+    def __getitem__(self, k: int) -> tuple[int, ...]:
+        return tuple(int(self.ids[j]) for j in self.parents[self.keep[k]])
+
+
 def _record_entrants(island: Island, old: Population, new: Population,
                      children: Population, operators: list[str],
-                     parents: list[tuple[int, ...]]) -> None:
+                     parents: _ParentIds) -> None:
     """Add to the genealogy the children that made it into the new population."""
     entered = set(new.ids.tolist()) - set(old.ids.tolist())
     if not entered:

@@ -73,8 +73,7 @@ class LLMBridge:
         for result in self.broker.collect(generation):
             island_index, parent_error = book.pending.pop(result.seq, (0, math.inf))
             self._join(book, eng.state.islands[island_index], result, parent_error)
-            events.append(result.event())
-        events.extend(self.broker.take_events())
+        events.extend(self.broker.take_events())  # one llm_call per joined request
         if self.broker.active and self.broker.capacity() > 0 and share > 0:
             self._submit(book, share, generation)
         return events

@@ -34,9 +34,46 @@ def tournament(ranks: np.ndarray, n: int, size: int, rng: np.random.Generator) -
 # ---------------------------------------------------------------------- NSGA-II
 
 
+@njit(cache=True, nogil=True)
+def _fronts_2d(err, comp, order):
+    """Front of each point by one sweep in (complexity, error) order: a point joins the
+    first front whose last point does not dominate it (binary search: the fronts' last
+    errors increase with the front number)."""
+    n = err.shape[0]
+    front = np.empty(n, dtype=np.int64)
+    tail_err = np.empty(n, dtype=np.float64)
+    tail_comp = np.empty(n, dtype=np.float64)
+    n_fronts = 0
+    for idx in order:
+        e, c = err[idx], comp[idx]
+        lo, hi = 0, n_fronts
+        while lo < hi:  # first front whose tail does not dominate (e, c)
+            mid = (lo + hi) // 2
+            te, tc = tail_err[mid], tail_comp[mid]
+            dominated = te <= e and not (te == e and tc == c)
+            if dominated:
+                lo = mid + 1
+            else:
+                hi = mid
+        front[idx] = lo
+        tail_err[lo] = e
+        tail_comp[lo] = c
+        if lo == n_fronts:
+            n_fronts += 1
+    return front
+
+
 def nondominated_fronts(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
     """Front number of each point (0 = non-dominated) for minimising both objectives.
-    Points equal in both objectives share a front; inf errors are allowed."""
+    Points equal in both objectives share a front; inf errors are allowed. One Numba
+    sweep; `nondominated_fronts_reference` is its numpy twin."""
+    err = np.where(np.isnan(errors), np.inf, errors).astype(np.float64)
+    comp = np.asarray(complexity, dtype=np.float64)
+    return _fronts_2d(err, comp, np.lexsort((err, comp)))
+
+
+def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+    """Numpy twin of `nondominated_fronts`: peel one front at a time."""
     err = np.where(np.isnan(errors), np.inf, errors)
     front = np.full(len(err), -1, dtype=np.int64)
     remaining = np.lexsort((err, complexity))  # by complexity, then error
@@ -59,8 +96,45 @@ def nondominated_fronts(errors: np.ndarray, complexity: np.ndarray) -> np.ndarra
     return front
 
 
+@njit(cache=True, nogil=True)
+def _crowding_runs(values, order, front, dist):
+    """Add one objective's crowding terms: `order` sorts by (front, value)."""
+    n = order.shape[0]
+    start = 0
+    while start < n:
+        f = front[order[start]]
+        end = start
+        while end < n and front[order[end]] == f:
+            end += 1
+        size = end - start
+        if size <= 2:
+            for k in range(start, end):
+                dist[order[k]] = np.inf
+        else:
+            lo, hi = values[order[start]], values[order[end - 1]]
+            span = hi - lo
+            dist[order[start]] = np.inf
+            dist[order[end - 1]] = np.inf
+            if span > 0 and np.isfinite(span):
+                for k in range(start + 1, end - 1):
+                    dist[order[k]] += (values[order[k + 1]] - values[order[k - 1]]) / span
+        start = end
+
+
 def crowding(errors: np.ndarray, complexity: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """Crowding distance within each front (inf at the front's ends)."""
+    """Crowding distance within each front (inf at the front's ends); Numba over runs of
+    each front, `crowding_reference` is its numpy twin."""
+    err = np.where(np.isfinite(errors), errors, np.finfo(float).max).astype(np.float64)
+    comp = np.asarray(complexity, dtype=np.float64)
+    dist = np.zeros(len(err))
+    for values in (err, comp):
+        _crowding_runs(values, np.lexsort((values, front)), front, dist)
+    return dist
+
+
+def crowding_reference(errors: np.ndarray, complexity: np.ndarray,
+                       front: np.ndarray) -> np.ndarray:
+    """Numpy twin of `crowding`."""
     err = np.where(np.isfinite(errors), errors, np.finfo(float).max)
     dist = np.zeros(len(err))
     for f in np.unique(front):
