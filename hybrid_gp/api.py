@@ -164,8 +164,14 @@ def resume(run_dir: str | Path,
 
 
 def _checkpoint(engine: Engine, log: RunLog) -> None:
+    """Save the state with the wall time spent so far (the live state keeps counting
+    from its own session start, so nothing is counted twice)."""
+    base = engine.state.elapsed
     engine.state.elapsed = engine.elapsed
-    save_checkpoint(log.dir, engine.state)
+    try:
+        save_checkpoint(log.dir, engine.state)
+    finally:
+        engine.state.elapsed = base
 
 
 @contextmanager

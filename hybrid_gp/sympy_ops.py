@@ -75,6 +75,20 @@ class SympyOp:
     protected: Callable[..., sp.Basic]
 
 
+def _plain_unless_numeric(plain: Callable[..., sp.Basic], protected: Callable[..., sp.Basic],
+                          guarded: int) -> Callable[..., sp.Basic]:
+    """The plain reading, except when the guarded argument (the divisor, the argument of
+    log or sqrt, the base of pow) is a number: then the protected reading gives the
+    value the kernels compute (log(x0 - x0) is 0 and x0 / (x0 - x0) is 1, never zoo)."""
+
+    def build(*args: sp.Basic) -> sp.Basic:
+        if getattr(args[guarded], "is_number", False):
+            return protected(*args)
+        return plain(*args)
+
+    return build
+
+
 def _same(fn: Callable[..., sp.Basic]) -> SympyOp:
     return SympyOp(fn, fn)
 
@@ -114,3 +128,9 @@ SYMPY_BUILDERS: dict[str, SympyOp] = {
     "gt": _same(lambda a, b: sp.StrictGreaterThan(a, b)),
     "lt": _same(lambda a, b: sp.StrictLessThan(a, b)),
 }
+
+# Guarded operations read plainly, but numeric arguments get the kernels' value.
+for _name, _arg in (("div", 1), ("inv", 0), ("sqrt", 0), ("log", 0), ("pow", 0)):
+    _op = SYMPY_BUILDERS[_name]
+    SYMPY_BUILDERS[_name] = SympyOp(_plain_unless_numeric(_op.plain, _op.protected, _arg),
+                                    _op.protected)

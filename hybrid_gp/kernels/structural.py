@@ -1,10 +1,12 @@
 """Structural canonical keys of a compiled batch: the exact, cheap layer of the hash.
 
 Two programs get the same 128-bit key when they are the same tree up to the order of
-the arguments of commutative operations and up to folding of constant subtrees
-(a subtree without variables is replaced by its value, computed by the interpreter
-itself so it follows docs/semantics.md). Associativity and algebra are left to the
-numeric fingerprint. One pass over the codes per program; no Python per node.
+the arguments of commutative operations and up to folding of constant subtrees (a
+subtree without variables is replaced by its value, computed here with scalar libm
+calls following docs/semantics.md; the key only needs equal subtrees to fold equally,
+so the last bit may differ from the vectorised interpreter's). Associativity and
+algebra are left to the numeric fingerprint. One pass over the codes per program; no
+Python per node. It does not call the interpreter, so it compiles in about a second.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .interpreter import run_block
+from . import opcodes as oc
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
@@ -43,6 +45,68 @@ def _value_bits(v):
 
 
 @njit(**_JIT)
+def fold(op, a, b, c):
+    """One operation on scalars (first argument a), with the semantics of
+    docs/semantics.md."""
+    if op == oc.ADD:
+        return a + b
+    if op == oc.SUB:
+        return a - b
+    if op == oc.MUL:
+        return a * b
+    if op == oc.DIV:
+        return 1.0 if abs(b) <= oc.EPS else a / b
+    if op == oc.NEG:
+        return -a
+    if op == oc.ABS:
+        return abs(a)
+    if op == oc.SQUARE:
+        return a * a
+    if op == oc.CUBE:
+        return a * a * a
+    if op == oc.INV:
+        return 1.0 if abs(a) <= oc.EPS else 1.0 / a
+    if op == oc.SQRT:
+        return np.sqrt(abs(a))
+    if op == oc.EXP:
+        return np.exp(a)
+    if op == oc.LOG:
+        return 0.0 if abs(a) <= oc.EPS else np.log(abs(a))
+    if op == oc.SIN:
+        return np.sin(a)
+    if op == oc.COS:
+        return np.cos(a)
+    if op == oc.TANH:
+        return np.tanh(a)
+    if op == oc.POW:
+        return abs(a) ** b
+    if op == oc.MIN:
+        return a if (a < b or a != a) else b
+    if op == oc.MAX:
+        return a if (a > b or a != a) else b
+    if op == oc.IF:
+        return b if a != 0 else c
+    ta, tb = a != 0, b != 0
+    if op == oc.AND:
+        return 1.0 if (ta and tb) else 0.0
+    if op == oc.OR:
+        return 1.0 if (ta or tb) else 0.0
+    if op == oc.NOT:
+        return 0.0 if ta else 1.0
+    if op == oc.NAND:
+        return 0.0 if (ta and tb) else 1.0
+    if op == oc.NOR:
+        return 0.0 if (ta or tb) else 1.0
+    if op == oc.XOR:
+        return 1.0 if ta != tb else 0.0
+    if op == oc.GT:
+        return 1.0 if a > b else 0.0
+    if op == oc.LT:
+        return 1.0 if a < b else 0.0
+    return np.nan
+
+
+@njit(**_JIT)
 def _combine(h, child):
     return _mix(h ^ (child + _GOLDEN + (h << np.uint64(6)) + (h >> np.uint64(2))))
 
@@ -50,53 +114,48 @@ def _combine(h, child):
 @njit(**_JIT)
 def structural_keys(codes, code_off, consts, const_off, arity, commutative, out):
     """out[p] = (k1, k2): the 128-bit canonical key of program p."""
-    no_rows = np.empty((0, 1), dtype=np.float64)
     for p in range(out.shape[0]):
         start, end = code_off[p], code_off[p + 1]
         n = end - start
         h1 = np.empty(n, dtype=np.uint64)
         h2 = np.empty(n, dtype=np.uint64)
         is_const = np.empty(n, dtype=np.bool_)
-        sub_end = np.empty(n, dtype=np.int64)  # one past the subtree of each stack entry
-        sub_cend = np.empty(n, dtype=np.int64)  # one past its last constant
-        scratch = np.empty((n + 1, 1), dtype=np.float64)
+        value = np.empty(n, dtype=np.float64)  # the value of constant entries
         sp = 0
         kc = const_off[p + 1]
         for k in range(end - 1, start - 1, -1):
             c = codes[k]
-            if c < 0:
-                if c == -1:
-                    kc -= 1
-                    bits = _value_bits(consts[kc])
-                    h1[sp] = _mix(bits ^ _SALT_CONST)
-                    h2[sp] = _mix(bits + _SALT_SECOND)
-                    is_const[sp] = True
-                    sub_cend[sp] = kc + 1
-                else:
-                    v = np.uint64(-c - 2)
-                    h1[sp] = _mix(v ^ _SALT_VAR)
-                    h2[sp] = _mix((v + _SALT_SECOND) ^ _SALT_VAR)
-                    is_const[sp] = False
-                    sub_cend[sp] = kc
-                sub_end[sp] = k + 1
+            if c == -1:
+                kc -= 1
+                value[sp] = consts[kc]
+                bits = _value_bits(consts[kc])
+                h1[sp] = _mix(bits ^ _SALT_CONST)
+                h2[sp] = _mix(bits + _SALT_SECOND)
+                is_const[sp] = True
+                sp += 1
+                continue
+            if c < -1:
+                v = np.uint64(-c - 2)
+                h1[sp] = _mix(v ^ _SALT_VAR)
+                h2[sp] = _mix((v + _SALT_SECOND) ^ _SALT_VAR)
+                is_const[sp] = False
                 sp += 1
                 continue
             a = arity[c]
             top = sp - 1  # first argument
-            bottom = sp - a  # last argument: its subtree ends the whole subtree
+            bottom = sp - a  # last argument
             all_const = True
             for j in range(bottom, sp):
                 all_const = all_const and is_const[j]
-            this_end = sub_end[bottom]
-            this_cend = sub_cend[bottom] if bottom < sp else kc
-            for j in range(bottom, sp):
-                if sub_cend[j] > this_cend:
-                    this_cend = sub_cend[j]
             if all_const:
-                run_block(codes, k, this_end, consts, this_cend, arity, no_rows, 0, 1, scratch)
-                bits = _value_bits(scratch[0, 0])
+                x = value[top]
+                y = value[top - 1] if a > 1 else 0.0
+                z = value[top - 2] if a > 2 else 0.0
+                folded = fold(c, x, y, z)
+                bits = _value_bits(folded)
                 x1 = _mix(bits ^ _SALT_CONST)
                 x2 = _mix(bits + _SALT_SECOND)
+                value[bottom] = folded
             else:
                 x1 = _mix(np.uint64(c) ^ _SALT_OP)
                 x2 = _mix(np.uint64(c) + _SALT_SECOND)
@@ -112,8 +171,6 @@ def structural_keys(codes, code_off, consts, const_off, arity, commutative, out)
             h1[sp] = x1
             h2[sp] = x2
             is_const[sp] = all_const
-            sub_end[sp] = this_end
-            sub_cend[sp] = this_cend
             sp += 1
         out[p, 0] = h1[0]
         out[p, 1] = h2[0]

@@ -90,10 +90,12 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     out_nc = np.empty(n, dtype=np.int64)
     out_op = np.empty(n, dtype=np.int64)
     if n:
-        kv.breed(codes, off, consts, coff, np.asarray(ops, dtype=np.int64),
-                 np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64),
-                 uniforms, tables, iparams, fparams, out_codes, out_consts, out_len, out_nc,
-                 out_op)
+        # Contiguous arrays of fixed dtypes: one compiled signature (and one cache entry).
+        kv.breed(codes, off, consts, coff, np.ascontiguousarray(ops, dtype=np.int64),
+                 np.ascontiguousarray(first, dtype=np.int64),
+                 np.ascontiguousarray(second, dtype=np.int64),
+                 np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
+                 out_codes, out_consts, out_len, out_nc, out_op)
     trusted = Program._trusted
     children = [trusted(grammar, tuple(out_codes[k, :out_len[k]].tolist()),
                         tuple(out_consts[k, :out_nc[k]].tolist())) for k in range(n)]

@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..evaluation import resolve_jobs
 from ..generate import ramped_half_and_half
 from ..hashing import EquivalenceCache, make_probe
+from ..kernels.warmup import ensure_compiled
 from ..operators.bandit import Bandit
 from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
@@ -251,6 +252,7 @@ class Engine:
             if self.config.llm is not None and self.llm_bridge is None:
                 self.llm_bridge = LLMBridge(self.config.llm, self)
             if not self.state.islands:
+                ensure_compiled()  # a first run on a machine compiles kernels in parallel
                 self.initialise()
             while (reason := self.stop_reason()) is None:
                 self._epoch()

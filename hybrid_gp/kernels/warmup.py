@@ -1,0 +1,86 @@
+"""Compile the kernels of a first run in parallel.
+
+Numba compiles a kernel the first time it is called and caches it on disk. A first run
+on a new machine would compile everything one kernel after another (tens of seconds);
+`ensure_compiled` instead starts one subprocess per group of kernels, each calling its
+kernels on tiny data with the very argument types a run uses, so the groups compile on
+separate cores and fill the cache; the run then loads them from there. A marker file in
+the cache says this was done for this version of hybrid_gp, numba and Python.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+
+GROUPS = ("evaluation", "variation")
+
+
+def _marker() -> Path:
+    from .._version import __version__
+
+    here = Path(__file__).resolve().parent / "__pycache__"
+    tag = f"{__version__}-numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return here / f"warmup-{tag}.done"
+
+
+def compile_group(group: str) -> None:
+    """Call one group's kernels on tiny inputs (run in a subprocess)."""
+    import hybrid_gp as hg
+    from hybrid_gp.compiler import compile_batch
+    from hybrid_gp.problem import get_problem
+
+    problem = get_problem("nguyen-7")
+    programs = hg.random_programs("koza", 8, 1, seed=0)
+    if group == "evaluation":
+        from hybrid_gp.hashing import structural_key_array
+
+        batch = compile_batch(programs)
+        hg.evaluate(programs, problem.train.X)
+        problem.error(batch)
+        structural_key_array(batch)
+    elif group == "variation":
+        from hybrid_gp.operators.batch import breed_children, uniforms_per_child
+        from hybrid_gp.search.selection import lexicase, nsga2_ranks, nsga2_survivors
+
+        grammar = problem.grammar
+        rng = np.random.default_rng(0)
+        ops = np.arange(8) % 5
+        uniforms = rng.random((8, uniforms_per_child(grammar, 20, 2, 6)))
+        breed_children(programs, ops, ops, ops[::-1].copy(), uniforms, grammar, 1, 6, 20, 2)
+        errors, sizes = rng.random(8), np.arange(8, dtype=np.float64)
+        nsga2_ranks(errors, sizes)
+        nsga2_survivors(errors, sizes, 4)
+        lexicase(rng.random((8, 5)), 4, rng)
+    else:
+        raise ValueError(f"unknown kernel group {group!r}; expected one of {GROUPS}")
+
+
+def ensure_compiled() -> bool:
+    """Compile every group in parallel subprocesses unless that was done already.
+    Returns True when it compiled. Failures are harmless: kernels then compile
+    on first use, as usual."""
+    marker = _marker()
+    if marker.exists() or os.environ.get("HYBRID_GP_NO_WARMUP"):
+        return False
+    env = dict(os.environ, HYBRID_GP_NO_WARMUP="1")
+    procs = [subprocess.Popen([sys.executable, "-m", "hybrid_gp.kernels.warmup", g], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for g in GROUPS]
+    ok = all(p.wait() == 0 for p in procs)
+    if ok:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("compiled\n")
+        except OSError:
+            pass  # a read-only install: the next run warms up again, still correct
+    return ok
+
+
+if __name__ == "__main__":
+    compile_group(sys.argv[1])
