@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of that benchmark "
                    "(see hybrid-gp bench eval --help)")
 
+    from .experiments import add_arguments as experiment_arguments
+
+    experiment_arguments(sub.add_parser("experiment", help="run a reproducible experiment "
+                                                           "(writes docs/results/NAME.md)"))
+
     p = sub.add_parser("report", help="write PNG plots and summary.md into a run directory")
     p.add_argument("dir", type=Path, help="the run directory")
 
@@ -307,6 +312,12 @@ def _print_summary(results: list[Any]) -> None:
           f"{solved} reached the target error")
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from .experiments import run_from_args
+
+    return run_from_args(args)
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -324,4 +335,4 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"list": _cmd_list, "run": _cmd_run, "resume": _cmd_resume, "bench": _cmd_bench,
-             "report": _cmd_report}
+             "report": _cmd_report, "experiment": _cmd_experiment}

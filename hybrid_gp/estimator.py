@@ -11,6 +11,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .api import make_config, run_config
 from .convert import readable_sympy
+from .errors import ConfigError
+from .llm.config import LLMConfig
 from .problem import Budget, Problem
 from .search.archive import choose_by_bic
 
@@ -56,7 +58,10 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         problem = Problem.from_data(X, y, grammar=self.grammar, budget=budget)
         config = make_config(problem.name, _seed(self.random_state), n_jobs=self.n_jobs)
         if self.llm is not None:
-            raise NotImplementedError("llm operators arrive with the LLM issue")
+            if not isinstance(self.llm, LLMConfig):
+                raise ConfigError(f"llm must be a hybrid_gp.LLMConfig, got "
+                                  f"{type(self.llm).__name__}")
+            config = config.clone(override={"llm": self.llm})
         result = run_config(config, problem=problem)
         self.run_ = result
         self.pareto_front_ = result.pareto_front

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from llm_server import KEY_ENV, Action, ScriptedServer, exprs, llm_config
 
@@ -100,3 +101,20 @@ def test_a_dying_endpoint_leaves_a_normal_end(tmp_path: Path, capfd) -> None:
     assert res.stats["llm_disabled"]
     assert res.best is not None
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_estimator_uses_llm_operators(tmp_path: Path) -> None:
+    X = np.random.default_rng(0).uniform(-1, 1, size=(40, 1))
+    y = X[:, 0] ** 3 + X[:, 0]
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        est = hg.SymbolicRegressor(grammar="koza", population_size=40, generations=15,
+                                   max_evaluations=None, random_state=0,
+                                   llm=llm_config(server.base_url, rate=0.3)).fit(X, y)
+    assert est.run_.stats["llm_calls"] > 0
+    assert est.score(X, y) > 0.5
+
+
+def test_the_estimator_refuses_an_llm_that_is_not_a_config() -> None:
+    X = np.zeros((5, 1))
+    with pytest.raises(hg.UserError, match="LLMConfig"):
+        hg.SymbolicRegressor(llm="gpt-4o").fit(X, X[:, 0])
