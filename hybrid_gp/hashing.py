@@ -209,7 +209,7 @@ class EquivalenceCache:
                 raise ConfigError(f"cache {name} must be in [0, 1], got {getattr(self, name)}")
         if self.mode == "audit" and self.audit_rate == 0.0:
             self.audit_rate = 0.05
-        self._structural: OrderedDict[tuple[int, int], int] = OrderedDict()
+        self._structural: OrderedDict[int, int] = OrderedDict()  # 128-bit key -> fk
         self._functional: OrderedDict[int, _Entry] = OrderedDict()
 
     # ---------------------------------------------------------------- pickling
@@ -222,10 +222,12 @@ class EquivalenceCache:
         state["_functional_arrays"] = (
             fk, np.array([e.error for e in entries], dtype=np.float64),
             np.array([e.count for e in entries], dtype=np.int64))
-        sk = np.array(list(self._structural.keys()), dtype=object).reshape(-1, 2)
+        mask = (1 << 64) - 1
+        keys = list(self._structural.keys())
+        sk = np.array([[k >> 64, k & mask] for k in keys], dtype=np.uint64).reshape(-1, 2)
         state["_structural_arrays"] = (
-            sk.astype(np.uint64) if len(sk) else np.empty((0, 2), np.uint64),
-            np.fromiter(self._structural.values(), dtype=np.int64, count=len(self._structural)))
+            sk, np.fromiter(self._structural.values(), dtype=np.int64,
+                            count=len(self._structural)))
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -235,7 +237,7 @@ class EquivalenceCache:
         self._functional = OrderedDict(
             (int(k), _Entry(float(e), int(c))) for k, e, c in zip(fk, err, count, strict=True))
         self._structural = OrderedDict(
-            ((int(a), int(b)), int(v)) for (a, b), v in zip(sk, sv, strict=True))
+            (a << 64 | b, v) for (a, b), v in zip(sk.tolist(), sv.tolist(), strict=True))
 
     # ---------------------------------------------------------------- lookups
     def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> list[int]:
@@ -259,7 +261,7 @@ class EquivalenceCache:
             return ScoreResult(errors, 0, 0, [])
         self.stats.lookups += n
         batch = compile_batch(programs)
-        skeys = [(int(a), int(b)) for a, b in structural_key_array(batch)]
+        skeys = [a << 64 | b for a, b in structural_key_array(batch).tolist()]
         fkeys: list[int] = [0] * n
         hits: list[int] = []
         pending: list[int] = []
@@ -353,7 +355,7 @@ class EquivalenceCache:
             self.stats.evicted += 1
         return value
 
-    def _remember_structure(self, sk: tuple[int, int], fk: int) -> None:
+    def _remember_structure(self, sk: int, fk: int) -> None:
         self._structural[sk] = fk
         self._structural.move_to_end(sk)
         while len(self._structural) > self.capacity:
