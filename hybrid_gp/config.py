@@ -76,6 +76,13 @@ class SearchConfig(pg.Object):
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()
+    fit_share: pg.typing.Annotated[
+        pg.typing.Float(min_value=0.0, max_value=1.0).noneable(),
+        "share of each generation's best children whose constants are fitted by "
+        "Levenberg-Marquardt (None: 0.3 when the grammar has constants, else 0)"] = None
+    fit_scaling: pg.typing.Annotated[bool, "also fit y ~ a + b * f(x) when fitting"] = True
+    fit_iterations: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                        "Levenberg-Marquardt steps per fitted child"] = 10
     portfolio: pg.typing.Annotated[
         pg.typing.Enum("fixed", ["fixed", "bandit"]),
         "fixed: operators at their rates (LLM at llm.rate); bandit: Thompson sampling over "

@@ -18,15 +18,15 @@ from pathlib import Path
 import numba
 import numpy as np
 
-GROUPS = ("evaluation", "variation")
+GROUPS = ("evaluation", "variation", "fitting")
 
 
-def _marker() -> Path:
+def _marker(group: str) -> Path:
     from .._version import __version__
 
     here = Path(__file__).resolve().parent / "__pycache__"
     tag = f"{__version__}-numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
-    return here / f"warmup-{tag}.done"
+    return here / f"warmup-{group}-{tag}.done"
 
 
 def compile_group(group: str) -> None:
@@ -57,29 +57,37 @@ def compile_group(group: str) -> None:
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)
         lexicase(rng.random((8, 5)), 4, rng)
+    elif group == "fitting":
+        from hybrid_gp.fitting import fit_batch
+
+        full = get_problem("keijzer-1")
+        fit_batch(hg.random_programs("full", 8, 1, seed=0), full, max_iter=2,
+                  linear_scaling=True)
     else:
         raise ValueError(f"unknown kernel group {group!r}; expected one of {GROUPS}")
 
 
-def ensure_compiled() -> bool:
-    """Compile every group in parallel subprocesses unless that was done already.
-    Returns True when it compiled. Failures are harmless: kernels then compile
-    on first use, as usual."""
-    marker = _marker()
-    if marker.exists() or os.environ.get("HYBRID_GP_NO_WARMUP"):
+def ensure_compiled(groups: tuple[str, ...] = GROUPS) -> bool:
+    """Compile the groups not compiled yet, in parallel subprocesses. Returns True when
+    it compiled. Failures are harmless: kernels then compile on first use, as usual."""
+    if os.environ.get("HYBRID_GP_NO_WARMUP"):
+        return False
+    todo = [g for g in groups if not _marker(g).exists()]
+    if not todo:
         return False
     env = dict(os.environ, HYBRID_GP_NO_WARMUP="1")
-    procs = [subprocess.Popen([sys.executable, "-m", "hybrid_gp.kernels.warmup", g], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for g in GROUPS]
-    ok = all(p.wait() == 0 for p in procs)
-    if ok:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text("compiled\n")
-        except OSError:
-            pass  # a read-only install: the next run warms up again, still correct
-    return ok
+    procs = {g: subprocess.Popen([sys.executable, "-m", "hybrid_gp.kernels.warmup", g],
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for g in todo}
+    done = {g: p.wait() == 0 for g, p in procs.items()}
+    for g, ok in done.items():
+        if ok:
+            try:
+                _marker(g).parent.mkdir(parents=True, exist_ok=True)
+                _marker(g).write_text("compiled\n")
+            except OSError:
+                pass  # a read-only install: the next run warms up again, still correct
+    return all(done.values())
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ class Settings:
     init_max_depth: int
     mutation_depth: int
     operator_rates: dict[str, float]
+    fit_share: float
+    fit_scaling: bool
+    fit_iterations: int
     portfolio: str
     islands: int
     migration_interval: int
@@ -95,6 +98,10 @@ class Settings:
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
+            fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
+                       if problem.kind == "regression" else 0.0),
+            fit_scaling=s.fit_scaling,
+            fit_iterations=s.fit_iterations,
             portfolio=s.portfolio,
             islands=s.islands,
             migration_interval=s.migration_interval if s.islands > 1 else 1,
@@ -102,6 +109,7 @@ class Settings:
             checkpoint_every=s.checkpoint_every,
         )
         settings.check()
+        settings.check_fitting(problem)
         return settings
 
     def check(self) -> None:
@@ -121,11 +129,21 @@ class Settings:
         if not any(v > 0 for v in self.operator_rates.values()):
             raise ConfigError("search.operators: at least one rate must be > 0")
 
+    def check_fitting(self, problem: Problem) -> None:
+        from ..fitting import can_scale
+
+        if self.fit_share > 0 and self.fit_scaling and not can_scale(problem.grammar):
+            raise ConfigError(f"search.fit_scaling needs add, mul and constants, which grammar "
+                              f"{problem.grammar.name!r} lacks; set search.fit_scaling=False "
+                              f"or search.fit_share=0")
+
     @property
     def island(self) -> IslandSettings:
         return IslandSettings(self.population_size, self.selection, self.tournament_size,
                               self.lexicase_rows, self.elitism, self.immigrants,
-                              self.init_min_depth, self.init_max_depth)
+                              self.init_min_depth, self.init_max_depth, self.fit_share,
+                              self.fit_scaling, self.fit_iterations, self.max_size,
+                              self.max_depth)
 
 
 @dataclass
@@ -252,7 +270,9 @@ class Engine:
             if self.config.llm is not None and self.llm_bridge is None:
                 self.llm_bridge = LLMBridge(self.config.llm, self)
             if not self.state.islands:
-                ensure_compiled()  # a first run on a machine compiles kernels in parallel
+                # A first run on a machine compiles the kernels it needs in parallel.
+                ensure_compiled(("evaluation", "variation")
+                                + (("fitting",) if self.settings.fit_share > 0 else ()))
                 self.initialise()
             while (reason := self.stop_reason()) is None:
                 self._epoch()
@@ -413,6 +433,8 @@ class Engine:
             "generations": st.generation,
             "children": sum(i.counters.children for i in st.islands),
             "variation_fallbacks": sum(i.counters.variation_fallbacks for i in st.islands),
+            "fitted": sum(i.counters.fitted for i in st.islands),
+            "fit_passes": sum(i.counters.fit_passes for i in st.islands),
             **llm,
             "cache": cache,
             "operators": st.genealogy.credit_table(),

@@ -33,6 +33,8 @@ class IslandCounters:
     cache_hits: int = 0
     children: int = 0
     variation_fallbacks: int = 0
+    fitted: int = 0  # children whose constants LM improved
+    fit_passes: int = 0  # passes over the training rows spent fitting
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ class IslandSettings:
     immigrants: float = 0.0
     init_min_depth: int = 1
     init_max_depth: int = 5
+    fit_share: float = 0.0
+    fit_scaling: bool = True
+    fit_iterations: int = 10
+    max_size: int = 60
+    max_depth: int = 12
 
 
 def score_programs(island: Island, problem: Problem, programs: list[Program],
@@ -133,6 +140,8 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         brood.operators[-n_new:] = ["immigrant"] * n_new
         brood.parents[-n_new:] = [()] * n_new
     scored = island.scorer.score(brood.children, max_new)
+    if s.fit_share > 0:
+        _fit_children(island, problem, s, brood.children, scored, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))
     c = island.counters
     c.evaluations += scored.evaluated
@@ -163,6 +172,35 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     island.population = nxt
     island.archive.update(children.programs, children.errors, children.complexity)
     island.events.append(generation_event(island))
+
+
+def _fit_children(island: Island, problem: Problem, s: IslandSettings,
+                  children: list[Program], scored: Any, max_new: int | None) -> None:
+    """Fit the constants (and a linear scaling) of the best share of the children; a
+    fitted child replaces its unfitted self when the fit lowers its error. Fitted
+    programs are new programs: they go through the cache with their own keys."""
+    from ..fitting import fit_batch, pick_for_fitting
+
+    idx = pick_for_fitting(scored.errors, s.fit_share)
+    if not len(idx):
+        return
+    fr = fit_batch(children, problem, idx, max_iter=s.fit_iterations,
+                   linear_scaling=s.fit_scaling, max_size=s.max_size, max_depth=s.max_depth,
+                   n_jobs=island.scorer.n_jobs)
+    island.counters.fit_passes += fr.passes
+    if not len(fr.improved):
+        return
+    fitted = [fr.programs[i] for i in fr.improved]
+    left = None if max_new is None else max(0, max_new - scored.evaluated)
+    again = island.scorer.score(fitted, left)
+    for k, i in enumerate(fr.improved.tolist()):
+        if not np.isnan(again.errors[k]) and again.errors[k] < scored.errors[i]:
+            children[i] = fitted[k]
+            scored.errors[i] = again.errors[k]
+            scored.keys[i] = again.keys[k]
+            island.counters.fitted += 1
+    scored.evaluated += again.evaluated
+    scored.cache_hits += again.cache_hits
 
 
 class _ParentIds:

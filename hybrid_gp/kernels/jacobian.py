@@ -1,0 +1,629 @@
+"""Forward-mode derivatives of program outputs with respect to their constants.
+
+The walk is the interpreter's (reverse prefix, a stack of row blocks), with one addition:
+beside each value slot, the derivative rows of the constants inside that slot's subtree.
+Subtrees on the stack are disjoint and each holds a contiguous run of constants, so a
+single array D (n_consts, block) holds every derivative row: row j belongs to the slot
+whose range [lo, hi) contains j. A node costs (constants below it) x rows, not
+(all constants) x rows.
+
+Conventions (docs/fitting.md): each op's local derivative follows docs/semantics.md;
+where a guard is active (div or inv by |b| <= EPS, log or pow of |a| <= EPS) or at a
+kink (abs and sqrt at 0) it is 0; min/max/if pass the derivative of the argument they return;
+comparisons and logic ops have derivative 0. Chaining uses a strong zero: a local
+derivative of exactly 0 gives 0 even when the inner derivative is inf or NaN.
+
+The Levenberg–Marquardt kernel below fits the constants of many programs in one call:
+each pass over the rows accumulates JᵀJ and Jᵀr block by block, so the Jacobian is
+never stored. The numpy twin of the Jacobian kernel sits at the end of this module;
+the LM kernel's twin is in tests/test_fitting.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from . import opcodes as oc
+from .reference import apply_op
+from .vecmath import math_block, pow_block
+
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+_HOT = dict(_JIT, _nrt=False)  # per-node code never allocates: no reference counting
+
+ADD, SUB, MUL, DIV, NEG, ABS = oc.ADD, oc.SUB, oc.MUL, oc.DIV, oc.NEG, oc.ABS
+SQUARE, SQRT, EXP, LOG, SIN, COS, TANH, POW = (
+    oc.SQUARE, oc.SQRT, oc.EXP, oc.LOG, oc.SIN, oc.COS, oc.TANH, oc.POW,
+)
+MIN, MAX, CUBE, INV = oc.MIN, oc.MAX, oc.CUBE, oc.INV
+AND, OR, NOT, NAND, NOR, XOR, IF, GT, LT = (
+    oc.AND, oc.OR, oc.NOT, oc.NAND, oc.NOR, oc.XOR, oc.IF, oc.GT, oc.LT,
+)
+EPS = oc.EPS
+
+
+@njit(**_HOT)
+def _sign(v):
+    """1, -1, 0 (at 0) or NaN (at NaN)."""
+    if v > 0:
+        return 1.0
+    if v < 0:
+        return -1.0
+    return 0.0 if v == 0 else v
+
+
+@njit(**_HOT)
+def _copy(x, y, nb):
+    for r in range(nb):
+        y[r] = x[r]
+
+
+@njit(**_HOT)
+def _scale(y, s, nb):
+    """y *= s (s = 0 writes zeros, whatever y held)."""
+    if s == 0:
+        for r in range(nb):
+            y[r] = 0.0
+    else:
+        for r in range(nb):
+            y[r] *= s
+
+
+@njit(**_HOT)
+def _local1(op, a, d, nb, want, where, value):
+    """a[r] = op(a[r]) in place; when `want`, d[r] = d op / d a at the old a[r].
+    exp, log, sin, cos and tanh go through vecmath's block loops, as in the
+    interpreter (where, value: its scratch)."""
+    if op == NEG:
+        for r in range(nb):
+            a[r] = -a[r]
+            d[r] = -1.0
+    elif op == ABS:
+        for r in range(nb):
+            v = a[r]
+            a[r] = abs(v)
+            d[r] = _sign(v)
+    elif op == SQUARE:
+        for r in range(nb):
+            v = a[r]
+            a[r] = v * v
+            d[r] = 2.0 * v
+    elif op == CUBE:
+        for r in range(nb):
+            v = a[r]
+            a[r] = v * v * v
+            d[r] = 3.0 * v * v
+    elif op == INV:
+        for r in range(nb):
+            v = a[r]
+            w = 1.0 if abs(v) <= EPS else 1.0 / v
+            a[r] = w
+            d[r] = 0.0 if abs(v) <= EPS else -w * w
+    elif op == SQRT:
+        for r in range(nb):
+            v = a[r]
+            w = np.sqrt(abs(v))
+            a[r] = w
+            d[r] = 0.0 if v == 0 else _sign(v) * 0.5 / w
+    elif op == LOG:
+        if want:
+            for r in range(nb):
+                v = a[r]
+                d[r] = 0.0 if abs(v) <= EPS else 1.0 / v
+        math_block(LOG, a, nb, where, value)
+    elif op in (SIN, COS):
+        if want:  # d = cos(a) for sin, -sin(a) for cos
+            _copy(a, d, nb)
+            math_block(COS if op == SIN else SIN, d, nb, where, value)
+            if op == COS:
+                for r in range(nb):
+                    d[r] = -d[r]
+        math_block(op, a, nb, where, value)
+    elif op in (EXP, TANH):
+        math_block(op, a, nb, where, value)
+        if want:
+            for r in range(nb):
+                w = a[r]
+                d[r] = w if op == EXP else 1.0 - w * w
+    else:  # NOT
+        for r in range(nb):
+            a[r] = 0.0 if a[r] != 0 else 1.0
+            d[r] = 0.0
+
+
+@njit(**_HOT)
+def _local2(op, a, b, da, db, nb, want, where, value):
+    """b[r] = op(a[r], b[r]); when `want`, da[r], db[r] the partial derivatives at the
+    old values. pow goes through vecmath's pow_block, as in the interpreter."""
+    if op == ADD:
+        for r in range(nb):
+            b[r] = a[r] + b[r]
+    elif op == SUB:
+        for r in range(nb):
+            b[r] = a[r] - b[r]
+    elif op == MUL:
+        if want:
+            for r in range(nb):
+                da[r] = b[r]
+                db[r] = a[r]
+        for r in range(nb):
+            b[r] = a[r] * b[r]
+    elif op == DIV:
+        for r in range(nb):
+            x, y = a[r], b[r]
+            guard = abs(y) <= EPS
+            v = 1.0 if guard else x / y
+            b[r] = v
+            da[r] = 0.0 if guard else 1.0 / y
+            db[r] = 0.0 if guard else -v / y
+    elif op == POW:  # guarded like log where |a| <= EPS: both partials 0 there
+        if want:
+            _copy(b, da, nb)  # the exponent, before pow_block overwrites it
+            _copy(a, db, nb)
+            math_block(LOG, db, nb, where, value)  # log|a|, 0 where |a| <= EPS
+        pow_block(a, 0, b, nb, where, value)
+        if want:
+            for r in range(nb):
+                x, v = a[r], b[r]
+                flat = abs(x) <= EPS
+                da[r] = 0.0 if flat else da[r] * v / x
+                db[r] = 0.0 if flat else v * db[r]
+    elif op in (MIN, MAX):
+        for r in range(nb):
+            x, y = a[r], b[r]
+            first = (x < y if op == MIN else x > y) or x != x
+            b[r] = x if first else y
+            da[r] = 1.0 if first else 0.0
+            db[r] = 0.0 if first else 1.0
+    else:  # logic and comparisons: flat, derivative 0
+        for r in range(nb):
+            x, y = a[r], b[r]
+            if op == AND:
+                v = 1.0 if (x != 0 and y != 0) else 0.0
+            elif op == OR:
+                v = 1.0 if (x != 0 or y != 0) else 0.0
+            elif op == NAND:
+                v = 0.0 if (x != 0 and y != 0) else 1.0
+            elif op == NOR:
+                v = 0.0 if (x != 0 or y != 0) else 1.0
+            elif op == XOR:
+                v = 1.0 if ((x != 0) != (y != 0)) else 0.0
+            elif op == GT:
+                v = 1.0 if x > y else 0.0
+            else:  # LT
+                v = 1.0 if x < y else 0.0
+            b[r] = v
+            da[r] = 0.0
+            db[r] = 0.0
+
+
+@njit(**_HOT)
+def _chain(D, lo, hi, d, nb):
+    """D[j] *= d for the constants lo..hi of one slot (strong zero: d == 0 gives 0)."""
+    for j in range(lo, hi):
+        row = D[j]
+        for r in range(nb):
+            g = d[r]
+            row[r] = 0.0 if g == 0 else row[r] * g
+
+
+@njit(**_JIT)
+def jac_workspace(depth, block, n_c):
+    """Scratch for jac_block: (stack (depth, block), D (n_c, block), two rows of local
+    derivatives, the constant range [lo, hi) of each slot, and vecmath's scratch)."""
+    return (np.empty((depth, block)), np.empty((max(n_c, 1), block)),
+            np.empty((2, block)), np.empty(depth, dtype=np.int64),
+            np.empty(depth, dtype=np.int64), np.empty(block, dtype=np.int64),
+            np.empty(block))
+
+
+@njit(**_HOT)
+def jac_block(codes, start, end, consts, c0, n_c, arity, XT, r0, nb, work):
+    """Evaluate codes[start:end], whose constants are consts[c0:c0 + n_c], on rows
+    r0..r0+nb: the value is left in stack[0] and d value / d consts[c0 + j] in D[j]
+    (work from `jac_workspace`, float64)."""
+    stack, D, scratch, lo, hi, where, value = work
+    sp = 0
+    kc = n_c
+    da, db = scratch[0], scratch[1]
+    for k in range(end - 1, start - 1, -1):
+        c = codes[k]
+        if c == -1:
+            kc -= 1
+            v = consts[c0 + kc]
+            top, row = stack[sp], D[kc]
+            for r in range(nb):
+                top[r] = v
+                row[r] = 1.0
+            lo[sp], hi[sp] = kc, kc + 1
+            sp += 1
+        elif c < -1:
+            col, top = XT[-c - 2], stack[sp]
+            for r in range(nb):
+                top[r] = col[r0 + r]
+            lo[sp], hi[sp] = kc, kc
+            sp += 1
+        else:
+            n_args = arity[c]
+            if n_args == 1:
+                s = sp - 1
+                want = lo[s] < hi[s]
+                _local1(c, stack[s], da, nb, want, where, value)
+                if want:
+                    _chain(D, lo[s], hi[s], da, nb)
+            elif n_args == 2:
+                s, t = sp - 1, sp - 2
+                want = lo[s] < hi[t]  # constants below either argument
+                _local2(c, stack[s], stack[t], da, db, nb, want, where, value)
+                if want and c == SUB:
+                    for j in range(lo[t], hi[t]):
+                        _scale(D[j], -1.0, nb)
+                elif want and c != ADD:
+                    _chain(D, lo[s], hi[s], da, nb)
+                    _chain(D, lo[t], hi[t], db, nb)
+                lo[t] = lo[s]
+                sp -= 1
+            else:  # IF, the only ternary: if(cond, yes, no)
+                cond, yes, no = stack[sp - 1], stack[sp - 2], stack[sp - 3]
+                for r in range(nb):
+                    pick = cond[r] != 0
+                    no[r] = yes[r] if pick else no[r]
+                    da[r] = 1.0 if pick else 0.0
+                    db[r] = 0.0 if pick else 1.0
+                for j in range(lo[sp - 1], hi[sp - 1]):
+                    _scale(D[j], 0.0, nb)
+                _chain(D, lo[sp - 2], hi[sp - 2], da, nb)
+                _chain(D, lo[sp - 3], hi[sp - 3], db, nb)
+                lo[sp - 3] = lo[sp - 1]
+                sp -= 2
+
+
+@njit(**_JIT)
+def jacobian_batch(batch, XT, values, JT, block, depth):
+    """Outputs (n_programs, n_rows) into `values` and the derivatives of program p with
+    respect to its constants into JT[const_off[p]:const_off[p + 1]] (n_consts, n_rows)."""
+    codes, code_off, consts, const_off, arity = batch
+    n_rows = XT.shape[1]
+    most = 1
+    for p in range(values.shape[0]):
+        most = max(most, const_off[p + 1] - const_off[p])
+    work = jac_workspace(depth, block, most)
+    stack, D = work[0], work[1]
+    for p in range(values.shape[0]):
+        c0, n_c = const_off[p], const_off[p + 1] - const_off[p]
+        for r0 in range(0, n_rows, block):
+            nb = min(block, n_rows - r0)
+            jac_block(codes, code_off[p], code_off[p + 1], consts, c0, n_c, arity, XT, r0,
+                      nb, work)
+            values[p, r0:r0 + nb] = stack[0, :nb]
+            for j in range(n_c):
+                JT[c0 + j, r0:r0 + nb] = D[j, :nb]
+
+
+# ---------------------------------------------------------------------- Levenberg–Marquardt
+
+
+@njit(**_JIT)
+def _normal_equations(codes, start, end, params, n_c, scale, arity, XT, y, block,
+                      work, A, g, want):
+    """SSE of r = a + b * f(x; c) - y at params = (c, [a, b]) and, when `want`,
+    A = JᵀJ and g = Jᵀr. Without `scale`, a = 0 and b = 1 and there is no (a, b).
+    Returns inf as soon as the SSE is not finite."""
+    stack, D, scratch = work[0], work[1], work[2]
+    k = n_c + 2 if scale else n_c
+    sa = params[n_c] if scale else 0.0
+    sb = params[n_c + 1] if scale else 1.0
+    if want:
+        A[:k, :k] = 0.0
+        g[:k] = 0.0
+    sse = 0.0
+    n_rows = XT.shape[1]
+    for r0 in range(0, n_rows, block):
+        nb = min(block, n_rows - r0)
+        jac_block(codes, start, end, params, 0, n_c, arity, XT, r0, nb, work)
+        f, res = stack[0], scratch[0]
+        for r in range(nb):
+            e = (sa + sb * f[r]) - y[r0 + r]
+            res[r] = e
+            sse += e * e
+        if not np.isfinite(sse):
+            return np.inf
+        if not want:
+            continue
+        if scale:
+            for j in range(n_c):
+                _scale(D[j], sb, nb)
+        for j in range(n_c):
+            Dj = D[j]
+            acc = 0.0
+            for r in range(nb):
+                acc += Dj[r] * res[r]
+            g[j] += acc
+            for m in range(j, n_c):
+                Dm = D[m]
+                acc = 0.0
+                for r in range(nb):
+                    acc += Dj[r] * Dm[r]
+                A[j, m] += acc
+        if scale:
+            ia, ib = n_c, n_c + 1
+            for j in range(n_c):
+                Dj = D[j]
+                s1, sf = 0.0, 0.0
+                for r in range(nb):
+                    s1 += Dj[r]
+                    sf += Dj[r] * f[r]
+                A[j, ia] += s1
+                A[j, ib] += sf
+            s1, sf, sff, sr, sfr = 0.0, 0.0, 0.0, 0.0, 0.0
+            for r in range(nb):
+                s1 += 1.0
+                sf += f[r]
+                sff += f[r] * f[r]
+                sr += res[r]
+                sfr += f[r] * res[r]
+            A[ia, ia] += s1
+            A[ia, ib] += sf
+            A[ib, ib] += sff
+            g[ia] += sr
+            g[ib] += sfr
+    if want:
+        for j in range(k):
+            for m in range(j):
+                A[j, m] = A[m, j]
+    return sse
+
+
+@njit(**_JIT)
+def _solve_damped(A, g, lam, M, step, k):
+    """step = -(A + lam * diag(max(A_ii, floor)))⁻¹ g by Cholesky; False if that fails."""
+    top = 0.0
+    for i in range(k):
+        top = max(top, A[i, i])
+    floor = 1e-12 * top
+    for i in range(k):
+        for j in range(k):
+            M[i, j] = A[i, j]
+        M[i, i] += lam * max(A[i, i], floor)
+    for j in range(k):  # M = L Lᵀ, L in the lower triangle
+        s = M[j, j]
+        for m in range(j):
+            s -= M[j, m] * M[j, m]
+        if not s > 0 or not np.isfinite(s):
+            return False
+        M[j, j] = np.sqrt(s)
+        for i in range(j + 1, k):
+            t = M[i, j]
+            for m in range(j):
+                t -= M[i, m] * M[j, m]
+            M[i, j] = t / M[j, j]
+    for i in range(k):  # L z = -g
+        t = -g[i]
+        for m in range(i):
+            t -= M[i, m] * step[m]
+        step[i] = t / M[i, i]
+    for i in range(k - 1, -1, -1):  # Lᵀ step = z
+        t = step[i]
+        for m in range(i + 1, k):
+            t -= M[m, i] * step[m]
+        step[i] = t / M[i, i]
+    ok = True
+    for i in range(k):
+        ok = ok and np.isfinite(step[i])
+    return ok
+
+
+LM_LAMBDA0 = 1e-3  # initial damping, relative to diag(JᵀJ)
+LM_LAMBDA_MAX = 1e16  # give up when a step fails this damped
+LM_FTOL = 1e-12  # stop when one accepted step lowers the SSE by less than this share
+
+
+@njit(**_JIT)
+def _all_finite(A, g, k):
+    for i in range(k):
+        if not np.isfinite(g[i]):
+            return False
+        for j in range(k):
+            if not np.isfinite(A[i, j]):
+                return False
+    return True
+
+
+@njit(**_JIT)
+def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, block,
+               depth):
+    """Levenberg–Marquardt on params = (c, [a, b]) in place; at most max_iter steps (each
+    one pass over the rows, accepted or not). Returns (SSE at the start, SSE at the end,
+    passes over the rows). Without `scale` the start is the program as it is; with it,
+    the SSE at the start is that of the program alone (a = 0, b = 1, one extra pass)."""
+    k = n_c + 2 if scale else n_c
+    work = jac_workspace(depth, block, n_c)
+    A, A2 = np.empty((k, k)), np.empty((k, k))
+    g, g2 = np.empty(k), np.empty(k)
+    M, step, trial = np.empty((k, k)), np.empty(k), np.empty(k)
+    passes = 0
+    sse0 = np.inf
+    if scale:
+        trial[:n_c] = params[:n_c]
+        trial[n_c], trial[n_c + 1] = 0.0, 1.0
+        sse0 = _normal_equations(codes, start, end, trial, n_c, True, arity, XT, y, block,
+                                 work, A, g, False)
+        passes += 1
+    sse = _normal_equations(codes, start, end, params, n_c, scale, arity, XT, y, block,
+                            work, A, g, True)
+    passes += 1
+    if not scale:
+        sse0 = sse
+    if k == 0 or not np.isfinite(sse) or not _all_finite(A, g, k):
+        return sse0, sse, passes
+    yy = 0.0
+    for r in range(y.shape[0]):
+        yy += y[r] * y[r]
+    lam = LM_LAMBDA0
+    for _ in range(max_iter):
+        if sse <= 1e-28 * yy:
+            break
+        if not _solve_damped(A, g, lam, M, step, k):
+            lam *= 10.0
+            if lam > LM_LAMBDA_MAX:
+                break
+            continue
+        for i in range(k):
+            trial[i] = params[i] + step[i]
+        new = _normal_equations(codes, start, end, trial, n_c, scale, arity, XT, y, block,
+                                work, A2, g2, True)
+        passes += 1
+        if new < sse and _all_finite(A2, g2, k):
+            params[:k] = trial[:k]
+            A, A2 = A2, A
+            g, g2 = g2, g
+            gain = sse - new
+            sse = new
+            lam = max(lam * 0.1, 1e-15)
+            if gain <= LM_FTOL * (sse + gain):
+                break
+        else:
+            lam *= 10.0
+            if lam > LM_LAMBDA_MAX:
+                break
+    return sse0, sse, passes
+
+
+@njit(**_JIT)
+def _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
+            depth):
+    codes, code_off, _, const_off, arity = batch
+    p = which[i]
+    n_c = const_off[p + 1] - const_off[p]
+    seg = params[param_off[i]:param_off[i + 1]]
+    sse0, sse, passes = lm_program(codes, code_off[p], code_off[p + 1], seg, n_c,
+                                   scale[i], arity, XT, y, max_iter, block, depth)
+    n = XT.shape[1]
+    out[i, 0], out[i, 1], out[i, 2] = sse0 / n, sse / n, passes
+
+
+@njit(**_JIT)
+def lm_batch_serial(batch, XT, y, which, scale, params, param_off, out, max_iter, block,
+                    depth):
+    """Fit programs which[i] of a batch: params[param_off[i]:param_off[i + 1]] holds their
+    constants (then a, b when scale[i]) and is updated in place; out[i] = (MSE before,
+    MSE after, passes over the rows)."""
+    for i in range(which.shape[0]):
+        _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
+                depth)
+
+
+@njit(parallel=True, **_JIT)
+def lm_batch_parallel(batch, XT, y, which, scale, params, param_off, out, max_iter, block,
+                      depth):
+    for i in prange(which.shape[0]):
+        _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
+                depth)
+
+
+# ---------------------------------------------------------------------- numpy twins
+
+
+def local_partials(op: int, args: list[np.ndarray], value: np.ndarray) -> list[np.ndarray]:
+    """d op / d argument for each argument column, at `args` (value = op(args)); the
+    same conventions as the kernel."""
+    a = args[0]
+    b = args[1] if len(args) > 1 else None
+    one, zero = np.ones_like(a), np.zeros_like(a)
+    with np.errstate(all="ignore"):
+        if op == ADD:
+            return [one, one]
+        if op == SUB:
+            return [one, -one]
+        if op == MUL:
+            return [b, a]
+        if op == DIV:
+            guard = np.abs(b) <= EPS
+            return [np.where(guard, 0.0, 1.0 / b), np.where(guard, 0.0, -value / b)]
+        if op == POW:
+            flat = np.abs(a) <= EPS
+            return [np.where(flat, 0.0, b * value / a),
+                    np.where(flat, 0.0, value * np.log(np.abs(a)))]
+        if op in (MIN, MAX):
+            first = ((a < b) if op == MIN else (a > b)) | (a != a)
+            return [np.where(first, 1.0, 0.0), np.where(first, 0.0, 1.0)]
+        if op == IF:
+            pick = a != 0
+            return [zero, np.where(pick, 1.0, 0.0), np.where(pick, 0.0, 1.0)]
+        if op in (AND, OR, NAND, NOR, XOR, GT, LT):
+            return [zero, zero]
+        if op == NEG:
+            return [-one]
+        if op == ABS:
+            return [np.sign(a)]
+        if op == SQUARE:
+            return [2.0 * a]
+        if op == CUBE:
+            return [3.0 * a * a]
+        if op == INV:
+            return [np.where(np.abs(a) <= EPS, 0.0, -value * value)]
+        if op == SQRT:
+            return [np.where(a == 0, 0.0, np.sign(a) * 0.5 / value)]
+        if op == EXP:
+            return [value]
+        if op == LOG:
+            return [np.where(np.abs(a) <= EPS, 0.0, 1.0 / a)]
+        if op == SIN:
+            return [np.cos(a)]
+        if op == COS:
+            return [-np.sin(a)]
+        if op == TANH:
+            return [1.0 - value * value]
+        if op == NOT:
+            return [zero]
+    raise ValueError(f"unknown opcode {op}")
+
+
+def jacobian_reference(codes: np.ndarray, code_offsets: np.ndarray, consts: np.ndarray,
+                       const_offsets: np.ndarray, XT: np.ndarray,
+                       jitter: tuple[np.random.Generator, float] | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Twin of `jacobian_batch`: (values (n_programs, n_rows), JT (n_consts, n_rows)).
+
+    Each stack entry is a column and a dict {constant index: derivative column} over the
+    constants of its subtree; values come from kernels.reference.apply_op. `jitter`
+    (rng, rel) multiplies every value and local derivative by 1 + U(-rel, rel): tests
+    use it to find the rows where a few ULP of libm difference change the result.
+    """
+    n_rows = XT.shape[1]
+
+    def wobble(col: np.ndarray) -> np.ndarray:
+        if jitter is None:
+            return col
+        rng, rel = jitter
+        return col * (1.0 + rel * rng.uniform(-1.0, 1.0, col.shape))
+
+    values = np.empty((len(code_offsets) - 1, n_rows))
+    JT = np.zeros((int(const_offsets[-1]), n_rows))
+    with np.errstate(all="ignore"):
+        for p in range(len(code_offsets) - 1):
+            stack: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []
+            kc = int(const_offsets[p + 1])
+            for k in range(code_offsets[p + 1] - 1, code_offsets[p] - 1, -1):
+                c = int(codes[k])
+                if c == -1:
+                    kc -= 1
+                    stack.append((wobble(np.full(n_rows, consts[kc])),
+                                  {kc: np.ones(n_rows)}))
+                elif c < -1:
+                    stack.append((XT[-c - 2].astype(np.float64), {}))
+                else:
+                    args = [stack.pop() for _ in range(int(oc.ARITY[c]))]
+                    cols = [v for v, _ in args]
+                    value = wobble(apply_op(c, cols))
+                    ders: dict[int, np.ndarray] = {}
+                    for (_, inner), d in zip(args, local_partials(c, cols, value),
+                                             strict=True):
+                        d = wobble(d)
+                        for j, col in inner.items():
+                            ders[j] = np.where(d == 0, 0.0, col * d)
+                    stack.append((value, ders))
+            values[p], ders = stack[0]
+            for j, col in ders.items():
+                JT[j] = col
+    return values, JT
