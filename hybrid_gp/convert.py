@@ -292,7 +292,7 @@ def from_json(text: str, grammar: Grammar | None = None) -> Program:
 
 # ---------------------------------------------------------------------- readable form
 
-SIMPLIFY_MAX_OPS = 60  # sympy.simplify can take minutes on large expressions
+SIMPLIFY_MAX_OPS = 12  # sympy.simplify takes seconds beyond this (8 s at 19 operations)
 
 
 def readable_sympy(program: Program) -> sp.Expr:
