@@ -73,6 +73,10 @@ class SearchConfig(pg.Object):
     immigrants: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=0.5),
                                     "share of each generation's children that are fresh "
                                     "random trees (keeps diversity)"] = 0.0
+    restart_after: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                       "generations without a better best after which an "
+                                       "island keeps its Pareto front and refills the rest "
+                                       "with fresh random trees (0: never)"] = 0
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()
@@ -106,8 +110,9 @@ class CacheConfig(pg.Object):
     mode: pg.typing.Annotated[pg.typing.Enum("standard", ["standard", "averaging", "forgetful",
                                                           "audit"]),
                               "what a hit does"] = "standard"
-    mantissa_bits: pg.typing.Annotated[pg.typing.Int(min_value=1, max_value=52),
-                                       "outputs are rounded to this many mantissa bits"] = 24
+    mantissa_bits: pg.typing.Annotated[pg.typing.Int(min_value=1, max_value=53),
+                                       "outputs are rounded to this many mantissa bits, the "
+                                       "leading bit counted (53: exact)"] = 24
     probe_size: pg.typing.Annotated[pg.typing.Int(min_value=1), "probe rows"] = 64
     capacity: pg.typing.Annotated[pg.typing.Int(min_value=1), "entries kept (LRU)"] = 500_000
     audit_rate: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=1.0),

@@ -42,13 +42,14 @@ MODES = ("standard", "averaging", "forgetful", "audit")
 
 
 def quantise(values: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> np.ndarray:
-    """Round to nearest at `mantissa_bits` bits of mantissa; return int64 bit patterns.
+    """Round to nearest at `mantissa_bits` bits of mantissa (the leading bit counted, so
+    53 keeps a double exactly); return int64 bit patterns.
 
     Equal rounded values give equal patterns (0.9999999999999999 and 1.0 agree at 24
     bits); -0.0 maps to 0.0; every NaN maps to one token; +-inf keep their own patterns.
     """
-    if not 1 <= mantissa_bits <= 52:
-        raise ConfigError(f"mantissa_bits must be in 1..52, got {mantissa_bits}")
+    if not 1 <= mantissa_bits <= 53:
+        raise ConfigError(f"mantissa_bits must be in 1..53, got {mantissa_bits}")
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(all="ignore"):
         m, e = np.frexp(v)
@@ -115,7 +116,7 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
     rng = stream(seed, "probe")
     X = problem.train.X
     n_train = min(len(X), max(1, round(size * train_share)))
-    if len(X) <= size - 8:  # small data: take every row, fill the rest from the domain
+    if len(X) <= size:  # small data: take every row, fill the rest from the domain
         n_train = len(X)
     rows = X[np.sort(rng.choice(len(X), size=n_train, replace=False))]
     n_domain = size - n_train
@@ -341,7 +342,9 @@ class EquivalenceCache:
                 self.stats.false_merges += 1
             return value
         if why == "average":
-            entry = self._functional[fk]
+            entry = self._functional.get(fk)
+            if entry is None:  # evicted by this very batch: start its mean afresh
+                entry = self._functional[fk] = _Entry(value, 0)
             entry.error += (value - entry.error) / (entry.count + 1)
             entry.count += 1
             self.stats.averaged += 1

@@ -56,8 +56,8 @@ class Bandit:
                             for n in names])
         value = samples / np.array([self.arms[n].cost_per_child for n in names])
         share = value / value.sum() if value.sum() > 0 else np.full(len(names), 1 / len(names))
-        share = np.maximum(share, FLOOR)
-        share /= share.sum()
+        floor = min(FLOOR, 1.0 / len(names))
+        share = floor + (1.0 - floor * len(names)) * share  # every arm keeps >= floor
         is_llm = np.array([n in self.llm for n in names])
         if is_llm.any() and (~is_llm).any():
             total = share[is_llm].sum()

@@ -65,6 +65,7 @@ class Settings:
     init_max_depth: int
     mutation_depth: int
     operator_rates: dict[str, float]
+    restart_after: int
     fit_share: float
     fit_scaling: bool
     fit_iterations: int
@@ -98,6 +99,7 @@ class Settings:
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
+            restart_after=s.restart_after,
             fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
                        if problem.kind == "regression" else 0.0),
             fit_scaling=s.fit_scaling,
@@ -143,7 +145,7 @@ class Settings:
                               self.lexicase_rows, self.elitism, self.immigrants,
                               self.init_min_depth, self.init_max_depth, self.fit_share,
                               self.fit_scaling, self.fit_iterations, self.max_size,
-                              self.max_depth)
+                              self.max_depth, self.restart_after)
 
 
 @dataclass

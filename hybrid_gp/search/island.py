@@ -24,7 +24,14 @@ from .archive import Archive
 from .genealogy import Genealogy
 from .population import Population
 from .scoring import Scorer
-from .selection import lexicase, nsga2_ranks, nsga2_survivors, rank, tournament
+from .selection import (
+    lexicase,
+    nondominated_fronts,
+    nsga2_ranks,
+    nsga2_survivors,
+    rank,
+    tournament,
+)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Island:
     genealogy: Genealogy = field(default_factory=Genealogy)
     counters: IslandCounters = field(default_factory=IslandCounters)
     generation: int = 0
+    improved_at: int = 0  # generation of the island's last better best (restarts)
     next_local_id: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # since the last barrier
 
@@ -88,6 +96,7 @@ class IslandSettings:
     fit_iterations: int = 10
     max_size: int = 60
     max_depth: int = 12
+    restart_after: int = 0
 
 
 def score_programs(island: Island, problem: Problem, programs: list[Program],
@@ -98,7 +107,6 @@ def score_programs(island: Island, problem: Problem, programs: list[Program],
     c = island.counters
     c.evaluations += result.evaluated
     c.cache_hits += result.cache_hits
-    c.children += len(keep)
     kept = [programs[i] for i in keep]
     return Population(kept, result.errors[keep],
                       np.array([problem.complexity(p) for p in kept], dtype=np.float64),
@@ -108,7 +116,9 @@ def score_programs(island: Island, problem: Problem, programs: list[Program],
 def evolve_epoch(island: Island, problem: Problem, settings: IslandSettings,
                  ctx: VariationContext, plan: EpochPlan) -> Island:
     """Run `plan.generations` generations (fewer if the island's budget, the deadline
-    or the target stops it). Returns the island (changed in place)."""
+    or the target stops it). Returns the island (changed in place; a process executor
+    returns a changed copy)."""
+    island.scorer.problem = problem  # pickled scorers travel without their problem
     spent_before = island.counters.evaluations
     for _ in range(plan.generations):
         left = (None if plan.max_evaluations is None
@@ -170,8 +180,36 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
             nxt = nxt + pop.take(order[elites:elites + s.population_size - len(nxt)])
     _record_entrants(island, pop, nxt, children, operators, parents)
     island.population = nxt
-    island.archive.update(children.programs, children.errors, children.complexity)
+    if island.archive.update(children.programs, children.errors, children.complexity):
+        island.improved_at = island.generation
+    if s.restart_after and island.generation - island.improved_at >= s.restart_after:
+        _restart(island, problem, s, ctx, max_new)
     island.events.append(generation_event(island))
+
+
+def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: VariationContext,
+             max_new: int | None) -> None:
+    """Keep the population's first non-dominated front, refill with fresh random trees:
+    a stagnating island searches a new basin while its best programs stay."""
+    pop = island.population
+    front = nondominated_fronts(pop.errors, pop.complexity)
+    kept = pop.take(np.flatnonzero(front == 0))
+    fresh = ramped_half_and_half(ctx.grammar, island.rng, s.population_size - len(kept),
+                                 ctx.n_features, s.init_min_depth, s.init_max_depth)
+    scored = island.scorer.score(fresh, max_new)
+    keep = np.flatnonzero(~np.isnan(scored.errors))
+    island.counters.evaluations += scored.evaluated
+    island.counters.cache_hits += scored.cache_hits
+    programs = [fresh[i] for i in keep]
+    new = Population(programs, scored.errors[keep],
+                     np.array([problem.complexity(p) for p in programs], dtype=np.float64),
+                     [scored.keys[i] for i in keep], island.new_ids(len(keep)))
+    island.genealogy.record(new.ids, island.generation, island.index,
+                            ["restart"] * len(new), [()] * len(new), new.errors)
+    island.population = (kept + new).unique()
+    island.improved_at = island.generation
+    island.events.append({"event": "restart", "island": island.index,
+                          "generation": island.generation, "kept": len(kept)})
 
 
 def _fit_children(island: Island, problem: Problem, s: IslandSettings,

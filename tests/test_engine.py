@@ -1,0 +1,306 @@
+"""The engine (search/engine.py, island.py, genealogy.py, archive.py): islands are
+independent, so the run is the same for any n_jobs and any Executor; migration moves
+programs; budgets stop exactly; every selection scheme and the bandit portfolio run
+and improve; the genealogy is complete and its files agree with the stats.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hybrid_gp as hg
+from hybrid_gp.api import make_config, run_config
+from hybrid_gp.runlog import read_genealogy
+from hybrid_gp.search.engine import Engine
+from hybrid_gp.search.genealogy import NO_PARENT
+
+PROBLEM = "nguyen-7"
+BASE = dict(population_size=40, islands=3, migration_interval=2, migration_size=3,
+            target_error=0.0)
+
+
+def config(seed: int = 1, max_evaluations: int | None = 3000, n_jobs: int = 1, **kw: Any):
+    return make_config(PROBLEM, seed=seed, max_evaluations=max_evaluations, n_jobs=n_jobs,
+                       **(BASE | kw))
+
+
+def without_clock(events: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "clock"} for e in events]
+
+
+def fingerprint(res, events) -> tuple:
+    front = [(c, e, str(p)) for c, e, p in res.pareto_front]
+    return str(res.best), res.best_error, front, without_clock(events)
+
+
+def run_with_events(cfg, **kw) -> tuple[Any, list[dict]]:
+    events: list[dict] = []
+    res = run_config(cfg, on_event=events.append, **kw)
+    return res, events
+
+
+@pytest.fixture(scope="module")
+def serial():
+    return run_with_events(config())
+
+
+# ---------------------------------------------------------------------- determinism
+
+
+def test_the_same_seed_gives_the_same_run_for_n_jobs_1_and_2(serial):
+    parallel = run_with_events(config(n_jobs=2))
+    assert fingerprint(*parallel) == fingerprint(*serial)
+    assert parallel[0].stats["evaluations"] == serial[0].stats["evaluations"]
+
+
+def test_one_island_with_constant_fitting_is_the_same_for_n_jobs_1_and_2():
+    """One island: the kernels (and the constant fitting) themselves use n_jobs threads."""
+    runs = [run_with_events(make_config("keijzer-5", seed=0, max_evaluations=1500,
+                                        n_jobs=n_jobs, population_size=60, target_error=0.0))
+            for n_jobs in (1, 2)]
+    assert runs[0][0].stats["fitted"] > 0
+    assert runs[0][0].stats["evaluations"] == 1500  # refitted children are paid for too
+    assert fingerprint(*runs[0]) == fingerprint(*runs[1])
+
+
+def test_wall_clock_values_are_only_under_clock(serial):
+    _, events = serial
+    kinds = {e["event"] for e in events}
+    assert {"generation", "progress", "end"} <= kinds
+    for e in events:
+        for key, value in e.items():
+            assert key == "clock" or "second" not in key, (key, value)
+
+
+class SerialExecutor(Executor):
+    """The simplest Executor: runs each call at once in the caller's thread."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        self.calls += 1
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the caller through the future
+            f.set_exception(exc)
+        return f
+
+
+def engine_result(engine: Engine) -> tuple:
+    reason = engine.run()
+    a = engine.state.archive
+    return reason, str(a.best), a.best_error, [(c, e, str(p)) for c, e, p in a.pareto_front()]
+
+
+def test_a_custom_executor_gives_the_same_result(serial):
+    res, _ = serial
+    problem = hg.get_problem(PROBLEM)
+    expected = ("max_evaluations", str(res.best), res.best_error,
+                [(c, e, str(p)) for c, e, p in res.pareto_front])
+    custom = SerialExecutor()
+    assert engine_result(Engine(problem, config(), executor=custom)) == expected
+    assert custom.calls > 0 and custom.calls % 3 == 0  # one call per island per epoch
+    with ThreadPoolExecutor(3) as pool:
+        assert engine_result(Engine(problem, config(), executor=pool)) == expected
+
+
+def test_a_process_pool_executor_gives_the_same_result(serial):
+    res, _ = serial
+    with ProcessPoolExecutor(2) as pool:
+        got = engine_result(Engine(hg.get_problem(PROBLEM), config(), executor=pool))
+    assert got[1:3] == (str(res.best), res.best_error)
+
+
+# ---------------------------------------------------------------------- migration
+
+
+def test_migrants_move_to_the_next_island_in_the_ring():
+    engine = Engine(hg.get_problem(PROBLEM), config(seed=2, max_evaluations=None,
+                                                    generations=40))
+    engine.initialise()
+    islands = engine.state.islands
+    n = len(islands)
+    moved = 0
+    improving = 0
+    for _ in range(6):
+        engine._epoch()
+        outgoing = [isl.population.take(isl.population.best(3)) for isl in islands]
+        best_before = [float(np.min(isl.population.errors)) for isl in islands]
+        keys_before = [set(isl.population.keys) for isl in islands]
+        engine._barrier()
+        for k, isl in enumerate(islands):
+            incoming = outgoing[(k - 1) % n]
+            ids = set(isl.population.ids.tolist())
+            for mid, err, key in zip(incoming.ids.tolist(), incoming.errors.tolist(),
+                                     incoming.keys, strict=True):
+                moved += mid in ids
+                if err < best_before[k] and key not in keys_before[k]:
+                    improving += 1  # a new function better than any there: it must survive
+                    assert mid in ids
+            assert len(set(isl.population.keys)) == len(isl.population)  # no duplicates
+    assert moved > 0 and improving > 0
+    origins = {int(i) % n for isl in islands for i in isl.population.ids}
+    assert origins == set(range(n))
+
+
+def test_a_single_island_runs_one_generation_per_epoch():
+    res, events = run_with_events(config(islands=1, max_evaluations=800))
+    assert {e["island"] for e in events if e["event"] == "generation"} == {0}
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["generation"] for e in progress] == [e["epoch"] for e in progress]
+    assert res.stats["evaluations"] == 800
+
+
+# ---------------------------------------------------------------------- budgets
+
+
+@pytest.mark.parametrize("budget", [1000, 2501])
+def test_max_evaluations_is_spent_exactly_when_it_binds(budget):
+    res, events = run_with_events(config(max_evaluations=budget))
+    assert res.stop_reason == "max_evaluations"
+    assert res.stats["evaluations"] == budget
+    progress = [e["evaluations"] for e in events if e["event"] == "progress"]
+    assert progress == sorted(progress) and progress[-1] == budget
+
+
+def test_a_budget_smaller_than_the_initial_population_is_still_exact():
+    res, _ = run_with_events(config(max_evaluations=50))
+    assert res.stats["evaluations"] == 50 and res.stop_reason == "max_evaluations"
+
+
+@pytest.mark.parametrize("islands, interval", [(1, 1), (3, 3)])
+def test_generations_stop_the_run_at_exactly_that_generation(islands, interval):
+    res, events = run_with_events(config(max_evaluations=None, generations=7, islands=islands,
+                                         migration_interval=interval))
+    assert res.stop_reason == "generations" and res.stats["generations"] == 7
+    gens = [e for e in events if e["event"] == "generation"]
+    for k in range(islands):
+        assert [e["generation"] for e in gens if e["island"] == k] == list(range(8))
+
+
+def test_target_error_stops_the_run_early():
+    res, events = run_with_events(make_config("nguyen-1", seed=0, max_evaluations=200_000,
+                                              population_size=60, target_error=1e-3))
+    assert res.stop_reason == "target_error"
+    assert res.best_error <= 1e-3
+    assert res.stats["evaluations"] < 200_000
+    assert events[-1]["event"] == "end" and events[-1]["stop_reason"] == "target_error"
+
+
+# ---------------------------------------------------------------------- selection schemes
+
+
+def _initial_best(events: list[dict]) -> float:
+    return next(e["best_error"] for e in events if e["event"] == "progress")
+
+
+@pytest.mark.parametrize("selection", ["nsga2", "tournament", "lexicase"])
+def test_every_selection_scheme_runs_and_improves_on_the_initial_best(selection):
+    res, events = run_with_events(config(seed=3, selection=selection, islands=1,
+                                         population_size=60, max_evaluations=4000))
+    assert res.stop_reason == "max_evaluations" and res.stats["evaluations"] == 4000
+    assert res.best_error < _initial_best(events)
+    assert math.isfinite(res.best_error)
+    front = res.pareto_front
+    assert front and front[-1][1] == res.best_error
+
+
+def test_the_bandit_portfolio_runs_and_its_shares_change():
+    weights: list[np.ndarray] = []
+    problem = hg.get_problem(PROBLEM)
+    holder: dict[str, Engine] = {}
+
+    def on_event(event: dict) -> None:
+        if event["event"] == "progress":
+            weights.append(holder["e"].state.islands[0].portfolio.weights.copy())
+
+    engine = Engine(problem, config(portfolio="bandit", islands=1, max_evaluations=3000),
+                    emit=on_event)
+    holder["e"] = engine
+    assert engine.run() == "max_evaluations"
+    assert engine.bandit is not None
+    arms = engine.bandit.arms
+    credit = engine.state.genealogy.credit  # copies (failed variation) are no arm's trials
+    assert {k: a.trials for k, a in arms.items() if a.trials} == {
+        op: c.children for op, c in credit.items() if op != "copy"}
+    distinct = {tuple(np.round(w, 12)) for w in weights}
+    assert len(distinct) > len(weights) // 2  # a new draw at (nearly) every barrier
+    for w in weights:
+        assert w.sum() == pytest.approx(1.0)
+    first, last = np.mean(weights[:5], axis=0), np.mean(weights[-5:], axis=0)
+    assert not np.allclose(first, last, atol=0.01)
+
+
+# ---------------------------------------------------------------------- genealogy
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("engine") / "run"
+    res = hg.run(PROBLEM, seed=5, max_evaluations=2500, out_dir=out, **BASE)
+    return res, out
+
+
+def test_every_recorded_child_has_recorded_parents():
+    engine = Engine(hg.get_problem(PROBLEM), config(max_evaluations=2000))
+    engine.run()
+    g = engine.state.genealogy
+    ids = set(g.ids)
+    assert len(ids) == len(g.ids)  # each individual recorded once
+    for i, op, p1, p2 in zip(g.ids, g.operator, g.parent1, g.parent2, strict=True):
+        if op == "init":
+            assert p1 == p2 == NO_PARENT
+            continue
+        assert p1 in ids, (i, op, p1)
+        assert p2 == NO_PARENT or p2 in ids
+        assert (p2 != NO_PARENT) == (op == "crossover")
+    final = {int(i) for isl in engine.state.islands for i in isl.population.ids}
+    assert final <= ids
+
+
+def test_genealogy_json_loads_and_its_edges_carry_operator_and_delta(run_dir):
+    _, out = run_dir
+    graph = read_genealogy(out)
+    assert graph.number_of_nodes() > 0 and graph.is_directed()
+    for node, data in graph.nodes(data=True):
+        if data["operator"] == "init":
+            assert graph.in_degree(node) == 0
+        else:
+            assert graph.in_degree(node) >= 1  # its parents were kept as ancestors
+    for parent, child, data in graph.edges(data=True):
+        assert data["operator"] == graph.nodes[child]["operator"]
+        pe, ce = graph.nodes[parent]["error"], graph.nodes[child]["error"]
+        if pe is not None and ce is not None:
+            assert data["delta"] == pytest.approx(ce - pe)
+    raw = json.loads((out / "genealogy.json").read_text())
+    assert {"nodes", "edges"} <= set(raw)
+
+
+def _operator_rows(out) -> list[dict]:
+    with open(out / "operators.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_operators_csv_counts_every_bred_child(run_dir):
+    """operators.csv counts the children each operator bred, as stats["operators"]."""
+    res, out = run_dir
+    rows = _operator_rows(out)
+    assert [r["operator"] for r in rows] == [r["operator"] for r in res.stats["operators"]]
+    for r in rows:
+        assert 0 <= int(r["improved"]) <= int(r["children"])
+        assert float(r["improved_share"]) == pytest.approx(
+            int(r["improved"]) / int(r["children"]), abs=1e-6)
+
+
+def test_operators_csv_sums_match_stats_children(run_dir):
+    res, out = run_dir
+    assert sum(int(r["children"]) for r in _operator_rows(out)) == res.stats["children"]

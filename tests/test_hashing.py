@@ -1,0 +1,491 @@
+"""The unified functional hash and the equivalence cache (docs/hashing.md).
+
+Equal functions get equal keys however they are written (algebra, a Python lambda,
+protected operators in their protected regions); different functions get different
+keys; the structural key sees through commutative reorderings and constant folding
+but not through non-commutative swaps. The cache's modes are checked by what they
+count: evaluations, audits, false merges, forgotten and averaged hits, evictions.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import seeded_programs
+
+import hybrid_gp as hg
+from hybrid_gp.compiler import compile_batch
+from hybrid_gp.errors import ConfigError, DataError
+from hybrid_gp.hashing import (
+    NAN_TOKEN,
+    EquivalenceCache,
+    functional_hash,
+    make_probe,
+    quantise,
+    structural_key_array,
+)
+from hybrid_gp.kernels import opcodes as oc
+from hybrid_gp.problem import Problem
+from hybrid_gp.search.scoring import Scorer
+
+SOME = settings(max_examples=60, deadline=None)
+
+
+def P(text: str, grammar: str = "full") -> hg.Program:
+    return hg.Program.parse(text, grammar=grammar)
+
+
+@pytest.fixture
+def probe(rng) -> np.ndarray:
+    return rng.uniform(-3.0, 3.0, size=(64, 3))
+
+
+def fh(obj, X) -> int:
+    return functional_hash(obj, X)
+
+
+# ---------------------------------------------------------------------- equal functions
+
+
+@pytest.mark.parametrize("a, b", [
+    ("x0 + x0", "2.0 * x0"),
+    ("x0 * (x1 + x2)", "x0 * x1 + x0 * x2"),
+    ("(x0 + x1) + x2", "x0 + (x1 + x2)"),
+    ("x0 - x0 + x1", "x1"),
+    ("sin(x0) * sin(x0) + cos(x0) * cos(x0)", "1.0"),
+])
+def test_algebraically_equal_programs_get_the_same_key(a, b, probe):
+    assert fh(P(a), probe) == fh(P(b), probe)
+
+
+@pytest.mark.parametrize("text, fn", [
+    ("sin(x0) * x1 + 2.5", lambda X: np.sin(X[:, 0]) * X[:, 1] + 2.5),
+    ("exp(x0) - x1 * x2", lambda X: np.exp(X[:, 0]) - X[:, 1] * X[:, 2]),
+    ("cos(x2) * x0 * x0", lambda X: np.cos(X[:, 2]) * X[:, 0] ** 2),
+    ("x0 + x0", lambda X: 2 * X[:, 0]),
+    ("3.0", lambda X: 3.0),  # a scalar broadcasts to every probe row
+])
+def test_a_python_callable_and_a_tree_computing_the_same_function_agree(text, fn, probe):
+    assert fh(fn, probe) == fh(P(text), probe)
+
+
+def test_a_callable_returning_the_wrong_number_of_values_is_refused(probe):
+    with pytest.raises(DataError, match="one per row"):
+        fh(lambda X: X[:3, 0], probe)
+    with pytest.raises(DataError):
+        fh(P("x0"), probe[:, 0])  # a 1-D probe
+    with pytest.raises(TypeError):
+        fh("x0 + 1", probe)
+
+
+def _differ(a: np.ndarray, b: np.ndarray) -> bool:
+    """Outputs that differ beyond rounding at 24 mantissa bits on some row."""
+    with np.errstate(all="ignore"):
+        nan_a, nan_b = np.isnan(a), np.isnan(b)
+        if np.any(nan_a != nan_b):
+            return True
+        both = ~nan_a & ~nan_b
+        a, b = a[both], b[both]
+        inf = np.isinf(a) | np.isinf(b)
+        if np.any(inf & (a != b)):
+            return True
+        fin = ~inf
+        gap = np.abs(a[fin] - b[fin])
+        return bool(np.any(gap > 1e-5 * np.maximum(np.abs(a[fin]), np.abs(b[fin]))))
+
+
+@SOME
+@given(seeded_programs("full", 5), seeded_programs("full", 5), st.integers(0, 2**32 - 1))
+def test_programs_with_different_outputs_on_the_probe_get_different_keys(p, q, seed):
+    X = np.random.default_rng(seed).uniform(-3, 3, size=(32, 3))
+    out = hg.evaluate([p, q], X)
+    if _differ(out[0], out[1]):
+        assert fh(p, X) != fh(q, X)
+    if np.array_equal(quantise(out[0]), quantise(out[1])):
+        assert fh(p, X) == fh(q, X)
+
+
+@SOME
+@given(seeded_programs(None, 5), st.integers(0, 2**32 - 1))
+def test_a_programs_key_is_the_key_of_its_outputs(p, seed):
+    X = np.random.default_rng(seed).uniform(-3, 3, size=(16, 3))
+    assert fh(p, X) == fh(lambda Z: hg.evaluate([p], Z)[0], X)
+
+
+# ---------------------------------------------------------------------- protected regions
+
+
+def test_division_by_about_zero_hashes_as_its_protected_value(probe):
+    one = fh(P("1.0"), probe)
+    assert fh(P("x0 / (x1 - x1)"), probe) == one
+    X = probe.copy()
+    X[:5, 1] = [0.0, -0.0, 1e-11, -1e-10, 1e-12]  # |b| <= EPS: the kernel returns 1
+
+    def expected(Z):
+        return np.where(np.abs(Z[:, 1]) <= oc.EPS, 1.0, Z[:, 0] / Z[:, 1])
+
+    assert fh(P("x0 / x1"), X) == fh(expected, X)
+    assert fh(P("x0 / x1"), X) != fh(lambda Z: Z[:, 0] / Z[:, 1], X)  # IEEE division differs
+
+
+def test_log_of_non_positive_values_hashes_as_its_protected_value(probe):
+    X = probe.copy()
+    X[:3, 0] = [0.0, -0.0, 5e-11]  # |a| <= EPS: log returns 0
+    assert np.any(X[:, 0] < 0)
+
+    def expected(Z):
+        safe = np.where(Z[:, 0] == 0, 1.0, Z[:, 0])
+        return np.where(np.abs(Z[:, 0]) <= oc.EPS, 0.0, np.log(np.abs(safe)))
+
+    assert fh(P("log(x0)"), X) == fh(expected, X)
+    assert fh(P("log(x0 - x0)"), X) == fh(P("0.0"), X)
+    assert fh(P("log(x0)"), X) == fh(P("log(abs(x0))"), X)
+
+
+# ---------------------------------------------------------------------- quantise
+
+
+def test_quantise_merges_values_that_round_together_at_24_bits():
+    q = quantise(np.array([0.9999999999999999, 1.0]))
+    assert q[0] == q[1]
+    q40 = quantise(np.array([0.9999999999999999, 1.0 - 2.0**-35, 1.0]), mantissa_bits=40)
+    assert q40[0] == q40[2] != q40[1]
+    far = quantise(np.array([1.0, 1.0 + 2.0**-20]))
+    assert far[0] != far[1]
+
+
+def test_quantise_signed_zeros_nans_and_infinities():
+    weird_nan = np.array([0x7FF8_0000_0000_1234], dtype=np.int64).view(np.float64)[0]
+    v = np.array([0.0, -0.0, np.nan, -np.nan, weird_nan, np.inf, -np.inf, 1e308])
+    q = quantise(v)
+    assert q[0] == q[1]  # -0.0 == 0.0
+    assert q[2] == q[3] == q[4] == NAN_TOKEN  # one token for every NaN
+    assert len({q[0], q[2], q[5], q[6], q[7]}) == 5  # +inf, -inf, NaN, 0, 1e308 distinct
+    assert fingerprint_equal([np.inf], [np.inf]) and not fingerprint_equal([np.inf], [-np.inf])
+
+
+def fingerprint_equal(a, b) -> bool:
+    X = np.zeros((len(a), 1))
+    return fh(lambda Z: np.array(a), X) == fh(lambda Z: np.array(b), X)
+
+
+def test_quantise_at_53_mantissa_bits_keeps_every_double_apart():
+    v = np.array([0.9999999999999999, 1.0, np.nextafter(1.0, 2.0)])
+    assert len(set(quantise(v, mantissa_bits=53).tolist())) == 3
+
+
+@pytest.mark.parametrize("bits", [0, -1, 54, 64])
+def test_quantise_refuses_mantissa_bits_out_of_range(bits):
+    with pytest.raises(ConfigError, match="mantissa_bits"):
+        quantise(np.ones(3), bits)
+
+
+@pytest.mark.parametrize("bits", [1, 24, 52, 53])
+def test_quantise_accepts_mantissa_bits_in_range(bits):
+    assert quantise(np.ones(3), bits).shape == (3,)
+
+
+# ---------------------------------------------------------------------- structural keys
+
+
+def skeys(*texts: str, grammar: str = "full") -> list[tuple[int, int]]:
+    keys = structural_key_array(compile_batch([P(t, grammar) for t in texts]))
+    return [tuple(int(v) for v in row) for row in keys]
+
+
+@pytest.mark.parametrize("a, b", [
+    ("x0 + x1", "x1 + x0"),
+    ("x0 * x1", "x1 * x0"),
+    ("sin(x2) + x0 * x1", "x1 * x0 + sin(x2)"),
+    ("(x0 + x1) * (x2 - x0)", "(x2 - x0) * (x1 + x0)"),
+    ("x0 + (2.0 + 3.0)", "x0 + 5.0"),
+    ("x0 * sin(0.0)", "x0 * 0.0"),
+    ("x0 + log(-0.5)", f"x0 + {float(np.log(0.5))!r}"),  # folded with kernel semantics
+    ("x0 / (1.0 - 1.0)", "x0 / 0.0"),
+])
+def test_reorderings_and_constant_folding_give_equal_structural_keys(a, b):
+    ka, kb = skeys(a, b)
+    assert ka == kb
+
+
+@pytest.mark.parametrize("a, b", [
+    ("x0 - x1", "x1 - x0"),
+    ("x0 / x1", "x1 / x0"),
+    ("x0 ** x1", "x1 ** x0"),
+    ("x0 + x1", "x0 + x2"),
+    ("x0 + 1.0", "x0 + 2.0"),
+    ("x0 + x1 + x2", "x0 + (x1 + x2)"),  # associativity is the fingerprint's job
+])
+def test_non_commutative_swaps_and_other_trees_give_different_structural_keys(a, b):
+    ka, kb = skeys(a, b)
+    assert ka != kb
+
+
+def _mirror(p: hg.Program) -> hg.Program:
+    """p with the two arguments of every commutative binary node swapped."""
+    g = p.grammar
+    codes, consts = list(p.codes), list(p.consts)
+
+    def build(i: int, k: int) -> tuple[list[int], list[float], int, int]:
+        c = codes[i]
+        if c < 0:
+            if c == -1:
+                return [c], [consts[k]], i + 1, k + 1
+            return [c], [], i + 1, k
+        parts, j = [], i + 1
+        for _ in range(g.arities[c]):
+            sc, sv, j, k = build(j, k)
+            parts.append((sc, sv))
+        if len(parts) == 2 and oc.COMMUTATIVE[g.opmap[c]]:
+            parts.reverse()
+        out_c, out_v = [c], []
+        for sc, sv in parts:
+            out_c += sc
+            out_v += sv
+        return out_c, out_v, j, k
+
+    new_codes, new_consts, _, _ = build(0, 0)
+    return hg.Program(g, new_codes, new_consts)
+
+
+@SOME
+@given(seeded_programs(None, 6))
+def test_mirroring_every_commutative_node_keeps_the_structural_key(p):
+    q = _mirror(p)
+    keys = structural_key_array(compile_batch([p, q]))
+    assert keys[0].tolist() == keys[1].tolist()
+
+
+# ---------------------------------------------------------------------- the probe
+
+
+def test_a_small_training_set_is_in_the_probe_row_for_row():
+    prob = hg.get_problem("nguyen-1")
+    X = prob.train.X
+    probe = make_probe(prob, size=64, seed=3)
+    assert probe.shape == (64, X.shape[1])
+    rows = {tuple(r) for r in probe.tolist()}
+    assert all(tuple(r) in rows for r in X.tolist())
+    lo, hi = np.array(prob.domain).T
+    assert np.all((probe >= lo) & (probe <= hi))
+
+
+@pytest.mark.parametrize("n_rows", [1, 8, 56])
+def test_every_row_of_a_small_training_set_is_in_the_probe(n_rows, rng):
+    X = rng.uniform(-1, 1, size=(n_rows, 2))
+    probe = make_probe(Problem.from_data(X, X[:, 0]), size=64, seed=0)
+    rows = {tuple(r) for r in probe.tolist()}
+    assert all(tuple(r) in rows for r in X.tolist())
+
+
+def test_every_row_of_a_training_set_that_fits_is_in_the_probe(rng):
+    X = rng.uniform(-1, 1, size=(60, 2))
+    probe = make_probe(Problem.from_data(X, X[:, 0]), size=64, seed=0)
+    rows = {tuple(r) for r in probe.tolist()}
+    assert all(tuple(r) in rows for r in X.tolist())
+
+
+def test_a_large_training_set_is_sampled_and_the_probe_is_seeded(rng):
+    X = rng.uniform(-1, 1, size=(500, 2))
+    prob = Problem.from_data(X, X[:, 0])
+    a, b, c = make_probe(prob, 64, seed=1), make_probe(prob, 64, seed=1), make_probe(prob, 64, 2)
+    assert a.shape == (64, 2) and np.array_equal(a, b) and not np.array_equal(a, c)
+    train = {tuple(r) for r in X.tolist()}
+    assert sum(tuple(r) in train for r in a.tolist()) == 32  # train_share 0.5
+
+
+@pytest.mark.parametrize("name, n_inputs", [("parity-3", 3), ("mux-6", 6)])
+def test_a_boolean_problem_is_probed_on_its_whole_truth_table(name, n_inputs):
+    prob = hg.get_problem(name)
+    probe = make_probe(prob, size=8, seed=0)
+    assert probe.shape == (2**n_inputs, n_inputs)
+    every = {tuple((k >> b) & 1 for b in range(n_inputs)) for k in range(2**n_inputs)}
+    assert {tuple(r) for r in probe.astype(int).tolist()} == every
+    assert set(np.unique(probe).tolist()) <= {0.0, 1.0}
+
+
+def test_probe_size_must_be_positive():
+    with pytest.raises(ConfigError):
+        make_probe(hg.get_problem("nguyen-1"), size=0)
+
+
+# ---------------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True)
+class NoisyProblem(Problem):
+    """A regression problem whose error carries Gaussian noise (a noisy fitness)."""
+
+    noise: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    returned: list = field(default_factory=list)
+
+    def error(self, batch, n_jobs=1, data=None):
+        err = super().error(batch, n_jobs, data) + self.noise.normal(0.0, 1.0, batch.n_programs)
+        self.returned.extend(err.tolist())
+        return err
+
+
+@pytest.fixture
+def problem(rng) -> Problem:
+    X = rng.uniform(-2, 2, size=(40, 3))
+    return Problem.from_data(X, X[:, 0] ** 2 + X[:, 1])
+
+
+def cache_for(problem: Problem, probe: np.ndarray | None = None, **kw) -> tuple:
+    X = make_probe(problem, 64, 0) if probe is None else probe
+    cache = EquivalenceCache(np.ascontiguousarray(X.T), **kw)
+    return cache, Scorer(problem, 1, cache)
+
+
+def test_a_hit_reuses_the_fitness_and_costs_no_evaluation(problem):
+    cache, scorer = cache_for(problem)
+    progs = [P("x0 * x0 + x1"), P("sin(x2)"), P("x1 - x0")]
+    first = cache.score(scorer, progs)
+    assert first.evaluated == 3 and cache.stats.evaluations == 3
+    again = cache.score(scorer, [P("x1 + x0 * x0"), P("x0 * x0 + x1"), P("x1 - x0 + (x2 - x2)")])
+    assert again.evaluated == 0 and cache.stats.evaluations == 3
+    assert again.cache_hits == 3
+    assert again.errors.tolist() == [first.errors[0], first.errors[0], first.errors[2]]
+    assert cache.stats.structural_hits == 2 and cache.stats.functional_hits == 1
+    direct = scorer.evaluate_now(progs)
+    assert np.allclose(first.errors, direct, rtol=1e-12)
+    assert first.errors[0] < 1e-20  # x0*x0 + x1 is the target
+
+
+def test_equal_functions_in_one_batch_are_evaluated_once(problem):
+    cache, scorer = cache_for(problem)
+    res = cache.score(scorer, [P("x0 + x0"), P("2.0 * x0"), P("x0 * 2.0"), P("x1")])
+    assert res.evaluated == 2
+    assert cache.stats.batch_duplicates == 2
+    assert res.errors[0] == res.errors[1] == res.errors[2]
+    assert len(set(res.keys[:3])) == 1 and res.keys[3] != res.keys[0]
+
+
+def test_audit_counts_false_merges_when_the_probe_cannot_tell_functions_apart(problem):
+    one_row = np.array([[1.0, 1.0, 1.0]])  # x0, x0*x0 and x1 agree at this point
+    cache, scorer = cache_for(problem, one_row, mode="audit", audit_rate=1.0)
+    cache.score(scorer, [P("x0")])
+    res = cache.score(scorer, [P("x0 * x0"), P("x1"), P("x0")])
+    assert cache.stats.audited == 3
+    assert cache.stats.false_merges == 2  # x0*x0 and x1 differ from x0 on the data
+    truth = scorer.evaluate_now([P("x0 * x0"), P("x1"), P("x0")])
+    assert np.allclose(res.errors, truth)  # an audited hit reports its real error
+
+
+def test_audit_finds_no_false_merge_with_a_good_probe(problem):
+    cache, scorer = cache_for(problem, mode="audit", audit_rate=1.0)
+    cache.score(scorer, [P("x0 + x0"), P("x1 * x2")])
+    cache.score(scorer, [P("2.0 * x0"), P("x2 * x1")])
+    assert cache.stats.audited == 2 and cache.stats.false_merges == 0
+
+
+def test_audit_mode_without_a_rate_audits_some_hits(problem):
+    cache, _ = cache_for(problem, mode="audit")
+    assert cache.audit_rate == 0.05
+
+
+def test_forgetful_with_p_1_re_evaluates_every_hit(problem):
+    cache, scorer = cache_for(problem, mode="forgetful", forget_p=1.0)
+    progs = [P("x0"), P("x1 + x2"), P("x2 + x1")]
+    cache.score(scorer, progs)
+    assert cache.stats.evaluations == 2
+    res = cache.score(scorer, progs)
+    assert res.evaluated == 3 and cache.stats.forgotten == 3
+
+
+def test_forgetful_with_p_0_behaves_as_standard(problem):
+    cache, scorer = cache_for(problem, mode="forgetful", forget_p=0.0)
+    cache.score(scorer, [P("x0"), P("x1")])
+    assert cache.score(scorer, [P("x0"), P("x1")]).evaluated == 0
+
+
+def test_averaging_reports_the_mean_of_up_to_k_noisy_evaluations(problem):
+    noisy = NoisyProblem(**{f: getattr(problem, f) for f in
+                            ("name", "grammar", "train", "domain")},
+                         noise=np.random.default_rng(7))
+    k = 4
+    cache, scorer = cache_for(noisy, mode="averaging", average_k=k)
+    p = P("x0 * x1")
+    reported = [float(cache.score(scorer, [p]).errors[0]) for _ in range(k + 3)]
+    assert len(noisy.returned) == k  # the k-th evaluation is the last one
+    assert cache.stats.averaged == k - 1 and cache.stats.evaluations == k
+    for n in range(1, k + 1):
+        assert reported[n - 1] == pytest.approx(np.mean(noisy.returned[:n]), rel=1e-12)
+    assert reported[k:] == [reported[k - 1]] * 3
+
+
+def test_the_cache_holds_at_most_capacity_functions_least_recently_used_out(problem):
+    cache, scorer = cache_for(problem, capacity=3)
+    a, b, c, d = P("x0"), P("x1"), P("x2"), P("x0 * x1")
+    cache.score(scorer, [a, b, c])
+    assert cache.score(scorer, [a]).evaluated == 0  # a is now the most recent
+    cache.score(scorer, [d])  # evicts b, the least recently used
+    assert len(cache) == 3 and cache.stats.evicted == 1
+    assert cache.score(scorer, [a, c, d]).evaluated == 0
+    assert cache.score(scorer, [b]).evaluated == 1
+
+
+def test_averaging_with_a_small_capacity_scores_a_batch_of_hits_and_new_functions(problem):
+    cache, scorer = cache_for(problem, mode="averaging", capacity=1, average_k=5)
+    cache.score(scorer, [P("x0")])
+    res = cache.score(scorer, [P("x0"), P("x1")])
+    assert np.all(np.isfinite(res.errors))
+
+
+def test_max_new_caps_real_evaluations_and_leaves_the_rest_nan(problem):
+    cache, scorer = cache_for(problem)
+    cache.score(scorer, [P("x0")])
+    progs = [P("x1"), P("x0"), P("x2"), P("x0 * x2"), P("x1 * x1")]
+    res = cache.score(scorer, progs, max_new=2)
+    assert res.evaluated == 2 and cache.stats.evaluations == 3
+    assert np.isfinite(res.errors[[0, 1, 2]]).all()  # the hit keeps its error
+    assert np.isnan(res.errors[[3, 4]]).all()
+    assert cache.score(scorer, progs[3:], max_new=0).evaluated == 0
+
+
+def test_pickling_a_cache_keeps_its_tables_and_lru_order(problem):
+    cache, scorer = cache_for(problem, capacity=4)
+    progs = [P("x0"), P("x1"), P("x2"), P("x0 * x1"), P("x1 * x2")]
+    cache.score(scorer, progs)
+    cache.score(scorer, [progs[2]])
+    copy = pickle.loads(pickle.dumps(cache))
+    assert list(copy._functional) == list(cache._functional)
+    assert [(e.error, e.count) for e in copy._functional.values()] == \
+        [(e.error, e.count) for e in cache._functional.values()]
+    assert list(copy._structural.items()) == list(cache._structural.items())
+    assert copy.stats == cache.stats and np.array_equal(copy.probe_XT, cache.probe_XT)
+    scorer2 = Scorer(problem, 1, copy)
+    for c, s in ((cache, scorer), (copy, scorer2)):  # both evict the same entry next
+        c.score(s, [P("sin(x0)")])
+    assert list(copy._functional) == list(cache._functional)
+    assert copy.score(scorer2, progs).evaluated == cache.score(scorer, progs).evaluated
+
+
+def test_an_empty_cache_pickles():
+    cache = EquivalenceCache(np.zeros((1, 4)))
+    copy = pickle.loads(pickle.dumps(cache))
+    assert len(copy) == 0 and not copy._structural
+
+
+@pytest.mark.parametrize("kw, field_name", [
+    ({"mode": "sometimes"}, "mode"), ({"capacity": 0}, "capacity"),
+    ({"audit_rate": 1.5}, "audit_rate"), ({"forget_p": -0.1}, "forget_p")])
+def test_bad_cache_settings_are_refused(kw, field_name):
+    with pytest.raises(ConfigError, match=field_name):
+        EquivalenceCache(np.zeros((1, 4)), **kw)
+
+
+def test_cache_stats_add_up(problem):
+    cache, scorer = cache_for(problem)
+    cache.score(scorer, [P("x0"), P("x0 + 0.0 * x1"), P("x0")])
+    cache.score(scorer, [P("x0"), P("x1")])
+    s = cache.stats
+    assert s.lookups == 5
+    assert s.hits == s.structural_hits + s.functional_hits + s.batch_duplicates
+    assert s.hits + s.evaluations == s.lookups
+    assert s.as_dict()["hit_rate"] == pytest.approx(s.hits / s.lookups, abs=1e-6)
