@@ -105,6 +105,8 @@ class _FromSympy:
             return self.power(e, want)
         if isinstance(e, sp.exp):
             return self.emit("exp", e.args, want, e)
+        if isinstance(e, sp.re):  # our values are real: sympy's re() of them is the value
+            return self.build(e.args[0], want)
         simple = {sp.sin: "sin", sp.cos: "cos", sp.tanh: "tanh", sp.log: "log", sp.Abs: "abs"}
         for cls, name in simple.items():
             if isinstance(e, cls):
@@ -301,7 +303,8 @@ def readable_sympy(program: Program) -> sp.Expr:
     quickly; constants rounded to 6 significant digits."""
     from .simplify import simplify
 
-    expr = to_sympy(simplify(program))
+    # zoo can only come from pow(0, negative), which the kernels compute as +inf.
+    expr = to_sympy(simplify(program)).xreplace({sp.zoo: sp.oo})
     try:
         if sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
             expr = sp.simplify(expr)
