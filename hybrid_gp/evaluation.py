@@ -213,7 +213,7 @@ def fitness(programs: Sequence[Program] | Program, X: np.ndarray, y: np.ndarray,
     any non-finite output scores inf (or -inf for r2).
     """
     m = get_metric(metric)
-    XT = as_features(X, resolve_dtype(dtype))
+    XT = as_features(X, resolve_dtype(dtype), allow_nan=False)  # scoring needs real data
     yy = as_target(y, XT.shape[1])
     mse = mse_features(_as_batch(programs), XT, yy, resolve_jobs(n_jobs))
     return m.from_mse(mse, float(np.var(yy)))

@@ -165,8 +165,6 @@ def test_fitness_refuses_nan_in_y(data):
         hg.fitness([p], X, bad)
 
 
-@pytest.mark.xfail(strict=True, reason="hybrid_gp/evaluation.py (not in this slice) lets "
-                   "fitness take NaN in X: the program scores inf instead of an error")
 def test_fitness_refuses_nan_in_X(data):
     X, y = data
     p = hg.Program.parse("x0 * x1", grammar="koza")
