@@ -73,6 +73,10 @@ class SearchConfig(pg.Object):
     immigrants: pg.typing.Annotated[pg.typing.Float(min_value=0.0, max_value=0.5),
                                     "share of each generation's children that are fresh "
                                     "random trees (keeps diversity)"] = 0.0
+    simplify_every: pg.typing.Annotated[pg.typing.Int(min_value=0),
+                                        "generations between rewriting each island's Pareto "
+                                        "front with hybrid_gp.simplify (0: never; measured "
+                                        "worse on keijzer-4/12, so off)"] = 0
     restart_after: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                        "generations without a better best after which an "
                                        "island keeps its Pareto front and refills the rest "

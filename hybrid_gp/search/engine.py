@@ -66,6 +66,7 @@ class Settings:
     mutation_depth: int
     operator_rates: dict[str, float]
     restart_after: int
+    simplify_every: int
     fit_share: float
     fit_scaling: bool
     fit_iterations: int
@@ -100,6 +101,7 @@ class Settings:
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
             restart_after=s.restart_after,
+            simplify_every=s.simplify_every,
             fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
                        if problem.kind == "regression" else 0.0),
             fit_scaling=s.fit_scaling,
@@ -145,7 +147,7 @@ class Settings:
                               self.lexicase_rows, self.elitism, self.immigrants,
                               self.init_min_depth, self.init_max_depth, self.fit_share,
                               self.fit_scaling, self.fit_iterations, self.max_size,
-                              self.max_depth, self.restart_after)
+                              self.max_depth, self.restart_after, self.simplify_every)
 
 
 @dataclass

@@ -97,6 +97,7 @@ class IslandSettings:
     max_size: int = 60
     max_depth: int = 12
     restart_after: int = 0
+    simplify_every: int = 0
 
 
 def score_programs(island: Island, problem: Problem, programs: list[Program],
@@ -184,7 +185,31 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         island.improved_at = island.generation
     if s.restart_after and island.generation - island.improved_at >= s.restart_after:
         _restart(island, problem, s, ctx, max_new)
+    if s.simplify_every and island.generation % s.simplify_every == 0:
+        _simplify_front(island, problem, max_new)
     island.events.append(generation_event(island))
+
+
+def _simplify_front(island: Island, problem: Problem, max_new: int | None) -> None:
+    """Rewrite the non-dominated programs with hybrid_gp.simplify (constant folding,
+    x*1 -> x, ...); a rewrite replaces its original when it is smaller and no worse."""
+    from ..simplify import simplify
+
+    pop = island.population
+    front = np.flatnonzero(nondominated_fronts(pop.errors, pop.complexity) == 0)
+    rewrites = {int(i): simplify(pop.programs[i]) for i in front}
+    changed = [i for i, p in rewrites.items() if p.size < pop.programs[i].size]
+    if not changed:
+        return
+    scored = island.scorer.score([rewrites[i] for i in changed], max_new)
+    island.counters.evaluations += scored.evaluated
+    island.counters.cache_hits += scored.cache_hits
+    for k, i in enumerate(changed):
+        if scored.errors[k] <= pop.errors[i]:  # NaN (unscored) and worse keep the original
+            pop.programs[i] = rewrites[i]
+            pop.errors[i] = scored.errors[k]
+            pop.complexity[i] = problem.complexity(rewrites[i])
+            pop.keys[i] = scored.keys[k]
 
 
 def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: VariationContext,

@@ -1,0 +1,7 @@
+"""`python -m hybrid_gp.experiments NAME --scale smoke|paper [--out DIR]`."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
