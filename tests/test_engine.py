@@ -17,6 +17,7 @@ import pytest
 
 import hybrid_gp as hg
 from hybrid_gp.api import make_config, run_config
+from hybrid_gp.program import check_program
 from hybrid_gp.runlog import read_genealogy
 from hybrid_gp.search.engine import Engine
 from hybrid_gp.search.genealogy import NO_PARENT
@@ -304,3 +305,23 @@ def test_operators_csv_counts_every_bred_child(run_dir):
 def test_operators_csv_sums_match_stats_children(run_dir):
     res, out = run_dir
     assert sum(int(r["children"]) for r in _operator_rows(out)) == res.stats["children"]
+
+
+@pytest.mark.parametrize("option", [{"immigrants": 0.2}, {"restart_after": 3},
+                                    {"simplify_every": 2}])
+def test_search_options_run_and_keep_programs_valid(option):
+    res = hg.run("keijzer-1", seed=0, population_size=40, generations=12, time_budget=1e9,
+                 **option)
+    assert res.stats["generations"] == 12
+    for _, _, p in res.pareto_front:
+        check_program(p)
+    assert res.best_error < np.inf
+
+
+def test_a_restart_keeps_the_front_and_is_recorded(tmp_path):
+    res = hg.run("nguyen-1", seed=0, population_size=30, generations=20, time_budget=1e9,
+                 target_error=0.0, restart_after=2, out_dir=tmp_path / "r")
+    lines = (tmp_path / "r" / "events.jsonl").read_text().splitlines()
+    restarts = [e for e in map(json.loads, lines) if e["event"] == "restart"]
+    assert restarts and all(e["kept"] >= 1 for e in restarts)
+    assert res.best_error < np.inf
