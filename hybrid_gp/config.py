@@ -13,18 +13,7 @@ from typing import Any
 import pyglove as pg
 
 from .errors import ConfigError
-from .llm.config import LLMConfig
-
-
-def stable_name(key: str):
-    """Class decorator: save and load this PyGlove class under a fixed JSON type name."""
-
-    def register(cls):
-        cls.register_for_deserialization(key)
-        return cls
-
-    return register
-
+from .llm.config import LLMConfig, stable_name
 
 _OPT_INT = pg.typing.Int(min_value=1).noneable()
 _OPT_FLOAT = pg.typing.Float(min_value=0.0).noneable()

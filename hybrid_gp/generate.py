@@ -15,7 +15,7 @@ import numpy as np
 
 from .constraints import ROOT, allowed, child_context
 from .errors import ConfigError
-from .grammar import Grammar, load_grammar
+from .grammar import NEVER, Grammar, completion_heights, load_grammar
 from .program import CONST, Program, var_code
 
 
@@ -27,25 +27,12 @@ class _Choices:
     has_const: bool
 
 
-_NEVER = 1 << 30
-
-
 def _min_heights(grammar: Grammar, with_variables: bool) -> dict[str, int]:
     """Grammar.min_height, or the same without variables (a program of 0 features)."""
     if with_variables:
         return grammar.min_height
-    has_const = grammar.constants.enabled
-    height = {t: 0 if has_const and t == grammar.constants.type else _NEVER
-              for t in grammar.types}
-    changed = True
-    while changed:
-        changed = False
-        for p in grammar.primitives:
-            h = 1 + max((height[t] for t in p.arg_types), default=0)
-            if h < height[p.ret_type]:
-                height[p.ret_type] = h
-                changed = True
-    return height
+    c = grammar.constants
+    return completion_heights(grammar, {c.type} if c.enabled else set())
 
 
 @lru_cache(maxsize=64)
@@ -74,7 +61,7 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
     choices = _choices(grammar, n_features > 0)
     want = ret_type or grammar.output_type
     need = _min_heights(grammar, n_features > 0)[want]
-    if need >= _NEVER:
+    if need >= NEVER:
         raise ConfigError(f"grammar {grammar.name!r} cannot build a tree of type {want!r} "
                           f"from {n_features} input variables: it needs at least one")
     if need > max_depth:

@@ -178,9 +178,13 @@ def _grammar_by_value(*fields: Any) -> Grammar:
     return Grammar(*fields)
 
 
-def _min_heights(grammar: Grammar) -> dict[str, int]:
-    big = 1 << 30
-    height = {t: (0 if grammar.has_terminals(t) else big) for t in grammar.types}
+NEVER = 1 << 30  # the height of a type that can never be completed
+
+
+def completion_heights(grammar: Grammar, leaf_types: set[str]) -> dict[str, int]:
+    """Least subtree height producing each type when the leaves are of `leaf_types`
+    (NEVER where none can)."""
+    height = {t: (0 if t in leaf_types else NEVER) for t in grammar.types}
     changed = True
     while changed:
         changed = False
@@ -190,6 +194,10 @@ def _min_heights(grammar: Grammar) -> dict[str, int]:
                 height[p.ret_type] = h
                 changed = True
     return height
+
+
+def _min_heights(grammar: Grammar) -> dict[str, int]:
+    return completion_heights(grammar, {t for t in grammar.types if grammar.has_terminals(t)})
 
 
 def _check_grammar(g: Grammar) -> None:

@@ -90,15 +90,20 @@ def _allowed(prim, mask, parent, groups, forbidden):
 
 
 @njit(**_JIT)
-def _context_of(codes, n, target, arity, groups, open_mask, open_prim, open_left):
-    """Twin of constraints.contexts(...)[target]: (ancestor group mask, parent)."""
+def _walk(codes, n, target, arity, groups, forbidden, open_mask, open_prim, open_left):
+    """One walk over codes[:n] with every node's constraint context (ancestor group mask,
+    parent). With target >= 0: (True, mask, parent) of node `target` (twin of
+    constraints.contexts). With target < 0: (valid, 0, -1), validity as in
+    constraints.is_valid."""
     top = 0
     for i in range(n):
         mask = open_mask[top - 1] if top > 0 else 0
         parent = open_prim[top - 1] if top > 0 else -1
         if i == target:
-            return mask, parent
+            return True, mask, parent
         c = codes[i]
+        if target < 0 and c >= 0 and not _allowed(c, mask, parent, groups, forbidden):
+            return False, 0, -1
         a = arity[c] if c >= 0 else 0
         if a > 0:
             open_mask[top] = mask | groups[c]
@@ -111,32 +116,7 @@ def _context_of(codes, n, target, arity, groups, open_mask, open_prim, open_left
             if open_left[top - 1] > 0:
                 break
             top -= 1
-    return 0, -1
-
-
-@njit(**_JIT)
-def _valid(codes, n, arity, groups, forbidden, open_mask, open_prim, open_left):
-    """Twin of constraints.is_valid."""
-    top = 0
-    for i in range(n):
-        mask = open_mask[top - 1] if top > 0 else 0
-        parent = open_prim[top - 1] if top > 0 else -1
-        c = codes[i]
-        if c >= 0 and not _allowed(c, mask, parent, groups, forbidden):
-            return False
-        a = arity[c] if c >= 0 else 0
-        if a > 0:
-            open_mask[top] = mask | groups[c]
-            open_prim[top] = c
-            open_left[top] = a
-            top += 1
-            continue
-        while top > 0:
-            open_left[top - 1] -= 1
-            if open_left[top - 1] > 0:
-                break
-            top -= 1
-    return True
+    return True, 0, -1
 
 
 @njit(**_JIT)
@@ -305,9 +285,9 @@ def _check(n, nc, child_codes, tables, iparams, sc):
     if n < 0 or iparams[7] == 0:
         return n, nc
     _, _, _, _, open_idx, open_left, cand = sc
-    if _valid(child_codes, n, tables[0], tables[9], tables[10], open_idx, cand, open_left):
-        return n, nc
-    return -1, 0
+    valid, _, _ = _walk(child_codes, n, -1, tables[0], tables[9], tables[10], open_idx, cand,
+                        open_left)
+    return (n, nc) if valid else (-1, 0)
 
 
 # ---------------------------------------------------------------------- operators
@@ -364,8 +344,8 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
         return -1, 0
     mask0, parent0 = 0, -1
     if iparams[7] == 1:
-        mask0, parent0 = _context_of(a_codes, a_n, i, prim_arity, tables[9], open_idx, cand,
-                                     open_left)
+        _, mask0, parent0 = _walk(a_codes, a_n, i, prim_arity, tables[9], tables[10],
+                                  open_idx, cand, open_left)
     s_n, s_nc = _grow(t, depth, mask0, parent0, uni, cur, tables, iparams, fparams,
                       sub_codes, sub_consts, stack_t, stack_d, stack_m, stack_p)
     if a_n - (a_ends[i] - i) + s_n > child_codes.shape[0]:

@@ -20,8 +20,9 @@ TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
 def stable_name(key: str):
-    """Save and load the class under a fixed JSON type name (as hybrid_gp.config does;
-    not imported from there, so that hybrid_gp.config may import this module)."""
+    """Class decorator: save and load this PyGlove class under a fixed JSON type name,
+    so moving or renaming the class does not break old run directories. (It lives here,
+    the lowest config module; hybrid_gp.config imports it.)"""
 
     def register(cls):
         cls.register_for_deserialization(key)
