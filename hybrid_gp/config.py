@@ -93,6 +93,9 @@ class SearchConfig(pg.Object):
     checkpoint_every: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                           "generations between checkpoints (0: never; "
                                           "needs a run directory)"] = 50
+    checkpoint_seconds: pg.typing.Annotated[pg.typing.Float(min_value=0.0),
+                                            "wall seconds between checkpoints, at least "
+                                            "(saving a large cache takes a while)"] = 30.0
 
 
 @stable_name("hybrid_gp.CacheConfig")

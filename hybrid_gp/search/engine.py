@@ -75,6 +75,7 @@ class Settings:
     migration_interval: int
     migration_size: int
     checkpoint_every: int
+    checkpoint_seconds: float
 
     @classmethod
     def resolve(cls, config: RunConfig, problem: Problem) -> Settings:
@@ -111,6 +112,7 @@ class Settings:
             migration_interval=s.migration_interval if s.islands > 1 else 1,
             migration_size=s.migration_size,
             checkpoint_every=s.checkpoint_every,
+            checkpoint_seconds=s.checkpoint_seconds,
         )
         settings.check()
         settings.check_fitting(problem)
@@ -200,6 +202,7 @@ class Engine:
         self._executor = executor
         self._own_executor: Executor | None = None
         self._session_start = time.perf_counter()
+        self._last_checkpoint = -float("inf")  # a checkpoint's state does not depend on it
         self.llm_bridge: LLMBridge | None = None
         if self.settings.portfolio == "bandit" or config.llm is not None:
             self.state.bandit = self._new_bandit()
@@ -360,9 +363,13 @@ class Engine:
             self._migrate()
         self._emit(self._progress_event())
         every = self.settings.checkpoint_every
-        if self.checkpoint is not None and every and st.generation - st.checkpointed_at >= every:
+        waited = time.perf_counter() - self._last_checkpoint
+        if (self.checkpoint is not None and every
+                and st.generation - st.checkpointed_at >= every
+                and waited >= self.settings.checkpoint_seconds):
             st.checkpointed_at = st.generation
             self.checkpoint(self)
+            self._last_checkpoint = time.perf_counter()
 
     def _adapt_portfolio(self) -> float:
         """Credit the bandit with the islands' children since the last barrier and set
