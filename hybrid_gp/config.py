@@ -80,6 +80,9 @@ class SearchConfig(pg.Object):
     fit_scaling: pg.typing.Annotated[bool, "also fit y ~ a + b * f(x) when fitting"] = True
     fit_iterations: pg.typing.Annotated[pg.typing.Int(min_value=1),
                                         "Levenberg-Marquardt steps per fitted child"] = 10
+    fit_rows: pg.typing.Annotated[pg.typing.Int(min_value=8),
+                                  "training rows (evenly spaced) constants are fitted on; "
+                                  "fitted programs are scored on all rows"] = 1024
     portfolio: pg.typing.Annotated[
         pg.typing.Enum("fixed", ["fixed", "bandit"]),
         "fixed: operators at their rates (LLM at llm.rate); bandit: Thompson sampling over "

@@ -103,7 +103,8 @@ def structural_key_array(batch: CompiledBatch) -> np.ndarray:
 def make_probe(problem: Problem, size: int = 64, seed: int = 0,
                train_share: float = 0.5) -> np.ndarray:
     """Probe inputs (size, n_features): some of the problem's training rows (all of them
-    when they fit, which rules out false merges on the training data) and the rest
+    when they fit, which rules out false merges on the training data; rows holding an
+    exact zero always, since protected operators switch branches there) and the rest
     drawn uniformly from the problem's input domain. Seeded, so fixed for a run. A
     problem with a small finite input set (Boolean cases) is probed on all of it."""
     if size < 1:
@@ -118,7 +119,12 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
     n_train = min(len(X), max(1, round(size * train_share)))
     if len(X) <= size:  # small data: take every row, fill the rest from the domain
         n_train = len(X)
-    rows = X[np.sort(rng.choice(len(X), size=n_train, replace=False))]
+    # Rows with an exact zero go first: there the protected operators switch branches
+    # (log 0 = 0, a / 0 = 1), so exp(log(x)) and x part only on such rows.
+    zero = np.flatnonzero(np.any(X == 0.0, axis=1))[:n_train]
+    others = np.setdiff1d(np.arange(len(X)), zero)
+    picked = np.concatenate([zero, rng.choice(others, size=n_train - len(zero), replace=False)])
+    rows = X[np.sort(picked)]
     n_domain = size - n_train
     if n_domain <= 0:
         return np.ascontiguousarray(rows)

@@ -70,6 +70,7 @@ class Settings:
     fit_share: float
     fit_scaling: bool
     fit_iterations: int
+    fit_rows: int
     portfolio: str
     islands: int
     migration_interval: int
@@ -107,6 +108,7 @@ class Settings:
                        if problem.kind == "regression" else 0.0),
             fit_scaling=s.fit_scaling,
             fit_iterations=s.fit_iterations,
+            fit_rows=s.fit_rows,
             portfolio=s.portfolio,
             islands=s.islands,
             migration_interval=s.migration_interval if s.islands > 1 else 1,
@@ -145,11 +147,8 @@ class Settings:
 
     @property
     def island(self) -> IslandSettings:
-        return IslandSettings(self.population_size, self.selection, self.tournament_size,
-                              self.lexicase_rows, self.elitism, self.immigrants,
-                              self.init_min_depth, self.init_max_depth, self.fit_share,
-                              self.fit_scaling, self.fit_iterations, self.max_size,
-                              self.max_depth, self.restart_after, self.simplify_every)
+        """The settings an island reads."""
+        return IslandSettings(**{f: getattr(self, f) for f in IslandSettings.__dataclass_fields__})
 
 
 @dataclass

@@ -9,7 +9,7 @@ any number of workers.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from ..compiler import compile_batch
 from ..evaluation import evaluate_features
 from ..generate import ramped_half_and_half
 from ..operators.portfolio import Portfolio, VariationContext
-from ..problem import Problem
+from ..problem import Dataset, Problem
 from ..program import Program
 from .archive import Archive
 from .genealogy import Genealogy
@@ -94,6 +94,7 @@ class IslandSettings:
     fit_share: float = 0.0
     fit_scaling: bool = True
     fit_iterations: int = 10
+    fit_rows: int = 1024
     max_size: int = 60
     max_depth: int = 12
     restart_after: int = 0
@@ -247,7 +248,7 @@ def _fit_children(island: Island, problem: Problem, s: IslandSettings,
     idx = pick_for_fitting(scored.errors, s.fit_share)
     if not len(idx):
         return
-    fr = fit_batch(children, problem, idx, max_iter=s.fit_iterations,
+    fr = fit_batch(children, fitting_view(problem, s.fit_rows), idx, max_iter=s.fit_iterations,
                    linear_scaling=s.fit_scaling, max_size=s.max_size, max_depth=s.max_depth,
                    n_jobs=island.scorer.n_jobs)
     island.counters.fit_passes += fr.passes
@@ -264,6 +265,24 @@ def _fit_children(island: Island, problem: Problem, s: IslandSettings,
             island.counters.fitted += 1
     scored.evaluated += again.evaluated
     scored.cache_hits += again.cache_hits
+
+
+def fitting_view(problem: Problem, max_rows: int) -> Problem:
+    """The problem with at most `max_rows` evenly spaced training rows: constants are
+    fitted there (the cost of Levenberg-Marquardt grows with the rows) and the fitted
+    programs are then scored on all the data."""
+    n = problem.train.n_rows
+    if n <= max_rows:
+        return problem
+    key = (id(problem), max_rows)
+    if _FIT_VIEWS.get(key, (None,))[0] is not problem:
+        rows = np.linspace(0, n - 1, max_rows).round().astype(np.int64)
+        train = Dataset(np.ascontiguousarray(problem.train.XT[:, rows]), problem.train.y[rows])
+        _FIT_VIEWS[key] = (problem, replace(problem, train=train))
+    return _FIT_VIEWS[key][1]
+
+
+_FIT_VIEWS: dict[tuple[int, int], tuple[Problem, Problem]] = {}
 
 
 class _ParentIds:
