@@ -1,0 +1,147 @@
+"""Reproducible experiments: registry, command line, and the reports they write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hybrid_gp.errors import UnknownNameError, UserError
+from hybrid_gp.experiments import (
+    EXPERIMENTS,
+    _int_list,
+    add_arguments,
+    baselines,
+    list_experiments,
+    main,
+    nguyen,
+    run_experiment,
+    run_from_args,
+    ufh,
+)
+from hybrid_gp.experiments.common import DEFAULT_OUT, Invocation, RunLedger
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_registry_lists_both_experiments_and_suggests_close_names():
+    assert list_experiments() == ["nguyen", "ufh"]
+    with pytest.raises(UnknownNameError, match="did you mean ufh"):
+        EXPERIMENTS.get("uhf")
+
+
+def test_command_line_refuses_unknown_names_and_scales_with_status_2(capsys):
+    assert main(["nosuch", "--out", "unused"]) == 2
+    assert "unknown experiment 'nosuch'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["ufh", "--scale", "huge"])
+    assert stop.value.code == 2
+
+
+def test_options_an_experiment_does_not_take_are_a_usage_error(tmp_path):
+    with pytest.raises(UserError, match="unknown setting"):
+        run_experiment("ufh", "smoke", tmp_path, problems=("nguyen-1",))
+    assert main(["nguyen", "--problems", "nguyen-99", "--out", str(tmp_path)]) == 2
+
+
+def test_python_dash_m_lists_the_experiments():
+    done = subprocess.run([sys.executable, "-m", "hybrid_gp.experiments", "list"],
+                          capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
+    assert done.returncode == 0
+    assert [line.split()[0] for line in done.stdout.splitlines()] == ["nguyen", "ufh"]
+
+
+def test_the_cli_can_host_the_experiment_arguments_on_its_own_subparser(capsys):
+    parser = argparse.ArgumentParser(prog="hybrid-gp")
+    add_arguments(parser.add_subparsers(dest="command").add_parser("experiment"))
+    args = parser.parse_args(["experiment", "ufh", "--scale", "paper", "--seeds", "0-2"])
+    assert (args.name, args.scale, args.seeds, args.out) == ("ufh", "paper", [0, 1, 2],
+                                                             DEFAULT_OUT)
+    assert run_from_args(parser.parse_args(["experiment", "list"])) == 0
+    assert "issue 4" in capsys.readouterr().out
+
+
+def test_seed_lists_read_ranges_and_commas():
+    assert _int_list("0-2,5") == [0, 1, 2, 5]
+
+
+def test_the_printed_command_repeats_non_default_choices():
+    inv = Invocation("nguyen", "paper", Path("out"), (0, 1), tuple(range(10)),
+                     (("--budget", "5"),))
+    assert inv.command() == ("hybrid-gp experiment nguyen --scale paper --seeds 0,1 "
+                             "--budget 5 --out out")
+    assert Invocation("ufh", "smoke", DEFAULT_OUT, (0, 1), (0, 1)).command() == (
+        "hybrid-gp experiment ufh --scale smoke")
+
+
+def test_ledger_keeps_finished_runs_only_when_resuming_the_same_settings(tmp_path):
+    path = tmp_path / "x.runs.jsonl"
+    RunLedger(path, ("seed",), {"budget": 1}).add({"seed": 0, "wall": 1.5})
+    assert RunLedger(path, ("seed",), {"budget": 1}, resume=True).done(seed=0) == {
+        "seed": 0, "wall": 1.5}
+    assert RunLedger(path, ("seed",), {"budget": 2}, resume=True).done(seed=0) is None
+    assert RunLedger(path, ("seed",), {"budget": 1}).done(seed=0) is None
+
+
+def test_ufh_smoke_writes_the_report_tables_and_plots(tmp_path):
+    md = ufh.run("smoke", tmp_path, quiet=True)
+    text = md.read_text()
+    assert md == tmp_path / "ufh.md"
+    assert "hybrid-gp experiment ufh --scale smoke --out" in text
+    assert "- seeds: 0, 1" in text and "numba" in text and "cores" in text
+    for header in ("| target | measured | verdict |",
+                   "| problem | runs | lookups | evaluations | hits |",
+                   "| formula | rows | selection |",
+                   "| problem | mantissa bits | probe rows |"):
+        assert header in text
+    assert "| `nguyen-5` | 10000 | nsga2 |" in text
+    for png in ("ufh_skipped.png", "ufh_speed.png", "ufh_collisions.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ufh_counts_add_up_to_the_lookups():
+    s = ufh.scale_settings("smoke")
+    (r,) = ufh.skipped_runs(replace(s, skip_problems=("nguyen-1",),
+                                    skip_max_evaluations=600), [3], quiet=True)
+    assert r["hits"] == r["structural_hits"] + r["functional_hits"] + r["batch_duplicates"]
+    assert r["skipped"] == pytest.approx(r["hits"] / (r["hits"] + r["evaluations"]))
+    assert 0 < r["skipped"] < 1
+
+
+def test_nguyen_tiny_budget_judges_every_method_and_writes_the_table(tmp_path):
+    methods = tuple(m for m in nguyen.ALL_METHODS
+                    if m == nguyen.OURS or baselines.available(m))
+    md = nguyen.run("smoke", tmp_path, seeds=[0], problems=("nguyen-11",), budget=0.5,
+                    methods=methods, quiet=True)
+    text = md.read_text()
+    assert "| problem | target | " + " | ".join(methods) + " |" in text
+    assert "DSR 83.6 %, NGGP 92.4 %" in text
+    assert "--seeds 0 --problems nguyen-11 --budget 0.5" in text
+    lines = (tmp_path / "nguyen.runs.jsonl").read_text().splitlines()
+    runs = [json.loads(line) for line in lines[1:]]
+    assert sorted(r["method"] for r in runs) == sorted(methods)
+    assert all(isinstance(r["exact"], bool) and r["how"] for r in runs)
+    assert (tmp_path / "nguyen_recovery.png").exists()
+
+
+def test_nguyen_resume_does_not_rerun_finished_runs(tmp_path):
+    options = dict(seeds=[0], problems=("nguyen-1",), budget=0.5, methods=("hybrid_gp",),
+                   quiet=True)
+    nguyen.run("smoke", tmp_path, **options)
+    first = (tmp_path / "nguyen.runs.jsonl").read_text()
+    nguyen.run("smoke", tmp_path, resume=True, **options)
+    assert (tmp_path / "nguyen.runs.jsonl").read_text() == first
+
+
+@pytest.mark.slow
+def test_nguyen_smoke_scale_covers_every_problem_seed_and_method(tmp_path):
+    md = nguyen.run("smoke", tmp_path, quiet=True)
+    runs = (tmp_path / "nguyen.runs.jsonl").read_text().splitlines()[1:]
+    methods = [m for m in nguyen.ALL_METHODS if m == nguyen.OURS or baselines.available(m)]
+    assert len(runs) == 12 * 2 * len(methods)
+    assert "| **average** |" in md.read_text()
