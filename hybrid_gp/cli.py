@@ -7,59 +7,23 @@ Exit status: 0 done; 2 a usage or config error (one line naming what was wrong);
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from .argtypes import OneLineParser, non_negative_int, positive_float, positive_int
 from .errors import RunInterrupted, UserError
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit with status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="hybrid-gp", description="Evolve programs with GP and LLM rewrites.")
+    parser = OneLineParser(prog="hybrid-gp",
+                           description="Evolve programs with GP and LLM rewrites.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
 
     p = sub.add_parser("list", help="list the shipped problems")
     p.add_argument("--suite", help="only this suite (nguyen, keijzer, ...)")
@@ -71,12 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-nan", action="store_true",
                    help="with --data: drop rows with missing values instead of refusing them")
     p.add_argument("--grammar", default=None, help="with --data: grammar (default full)")
-    p.add_argument("--seed", type=_non_negative_int, default=0, help="root seed (default 0)")
-    p.add_argument("--runs", type=_positive_int, default=1,
+    p.add_argument("--seed", type=non_negative_int, default=0, help="root seed (default 0)")
+    p.add_argument("--runs", type=positive_int, default=1,
                    help="number of runs, seeds SEED..SEED+RUNS-1")
-    p.add_argument("--max-evals", type=_positive_int, default=None,
+    p.add_argument("--max-evals", type=positive_int, default=None,
                    help="real evaluations (cache hits are free)")
-    p.add_argument("--time-budget", type=_positive_float, default=None, help="wall seconds")
+    p.add_argument("--time-budget", type=positive_float, default=None, help="wall seconds")
     p.add_argument("--out", type=Path, default=None,
                    help="run directory (default runs/PROBLEM-sSEED-TIME)")
     p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import Any
 
+from ..argtypes import OneLineParser, positive_float
 from ..errors import UserError
 from ..registry import Registry
 
@@ -72,11 +73,6 @@ def run_experiment(name: str, scale: str = "smoke", out_dir: str | Path = DEFAUL
 # ---------------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def _int_list(text: str) -> list[int]:
     """`0,1,2` or `0-9` (inclusive) or a mix: `0-4,7`."""
     out: list[int] = []
@@ -92,16 +88,6 @@ def _int_list(text: str) -> list[int]:
     return out
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The experiment command's arguments, on any parser (the CLI's subparser too)."""
     p.add_argument("name", help=f"experiment: {', '.join(list_experiments())} "
@@ -114,7 +100,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="seeds, e.g. 0,1,2 or 0-9 (default: the scale's)")
     p.add_argument("--problems", default=None,
                    help="nguyen: comma-separated problems (default: nguyen-1..12)")
-    p.add_argument("--budget", type=_positive_float, default=None,
+    p.add_argument("--budget", type=positive_float, default=None,
                    help="nguyen: wall seconds per run (default: the scale's)")
     p.add_argument("--methods", default=None,
                    help="nguyen: comma-separated of hybrid_gp, pyoperon, gplearn")
@@ -125,7 +111,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def build_parser(prog: str = "python -m hybrid_gp.experiments") -> argparse.ArgumentParser:
-    return add_arguments(_Parser(prog=prog, description="Run a reproducible experiment; it "
+    return add_arguments(OneLineParser(prog=prog, description="Run a reproducible experiment; it "
                                                         "writes NAME.md and PNG plots into "
                                                         "--out."))
 
