@@ -19,6 +19,7 @@ from hybrid_gp.fitting import (
     scaled_program,
 )
 from hybrid_gp.kernels import jacobian as kj
+from hybrid_gp.kernels import reference_jacobian as rj
 
 SINE = "2.5 * sin(1.7 * x0) + 0.3"
 NEAR = "2.3 * sin(1.62 * x0) + 0.5"  # a start near SINE's constants
@@ -43,7 +44,7 @@ def lm_twin(codes: np.ndarray, consts: np.ndarray, XT: np.ndarray, y: np.ndarray
     const_off = np.array([0, n_c])
 
     def normal(params: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        f, JT = kj.jacobian_reference(codes, code_off, params[:n_c], const_off, XT)
+        f, JT = rj.jacobian_reference(codes, code_off, params[:n_c], const_off, XT)
         f = f[0]
         sa, sb = (params[n_c], params[n_c + 1]) if scale else (0.0, 1.0)
         with np.errstate(all="ignore"):

@@ -16,8 +16,8 @@ import hybrid_gp as hg
 from hybrid_gp.compiler import CompiledBatch, compile_batch
 from hybrid_gp.evaluation import as_features, evaluate_features
 from hybrid_gp.fitting import jacobian_features, program_jacobian
-from hybrid_gp.kernels import jacobian as kj
 from hybrid_gp.kernels import opcodes as oc
+from hybrid_gp.kernels import reference_jacobian as rj
 from hybrid_gp.program import with_constants
 
 SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e300, -1e-300, 5e-324, 1e-10])
@@ -33,7 +33,7 @@ def with_specials(X: np.ndarray, rng: np.random.Generator, share: float = 0.08) 
 
 def twin(batch: CompiledBatch, XT: np.ndarray,
          jitter: tuple[np.random.Generator, float] | None = None):
-    return kj.jacobian_reference(batch.codes, batch.code_offsets, batch.consts,
+    return rj.jacobian_reference(batch.codes, batch.code_offsets, batch.consts,
                                  batch.const_offsets, XT, jitter)
 
 
