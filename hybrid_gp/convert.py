@@ -300,7 +300,7 @@ SIMPLIFY_MAX_OPS = 12  # sympy.simplify takes seconds beyond this (8 s at 19 ope
 def readable_sympy(program: Program) -> sp.Expr:
     """The plain formula of the program after constant folding with the kernel
     semantics (hybrid_gp.simplify), simplified by sympy when it is small enough to do
-    quickly; constants rounded to 6 significant digits."""
+    quickly; constants tidied (see `_tidy`)."""
     from .simplify import simplify
 
     # zoo can only come from pow(0, negative), which the kernels compute as +inf.
@@ -310,4 +310,15 @@ def readable_sympy(program: Program) -> sp.Expr:
             expr = sp.simplify(expr)
     except (RecursionError, TypeError, ValueError, ZeroDivisionError):
         pass
-    return expr.xreplace({f: sp.Float(f, 6) for f in expr.atoms(sp.Float)})
+    return expr.xreplace({f: _tidy(f) for f in expr.atoms(sp.Float)})
+
+
+def _tidy(f: sp.Float) -> sp.Expr:
+    """A constant as a person would write it: fitting noise below 1e-12 is 0, values
+    within 1e-9 of an integer are that integer, the rest keep 6 significant digits."""
+    v = float(f)
+    if abs(v) < 1e-12:
+        return sp.Integer(0)
+    if abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)):
+        return sp.Integer(round(v))
+    return sp.Float(f, 6)
