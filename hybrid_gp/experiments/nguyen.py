@@ -135,22 +135,31 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
         {"problems": s.problems, "budget": s.budget, "methods": methods}, resume=s.resume)
     if OURS in methods:
         warm_up()
+    reused = 0
     for name in s.problems:
         problem = get_problem(name)
         for seed in seeds:
             for method in methods:
                 if ledger.done(problem=name, seed=seed, method=method):
+                    reused += 1
                     continue
                 record = one_run(method, problem, seed, s.budget)
+                record["finished"] = common.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+                record["source"] = facts["hybrid_gp"]
                 ledger.add(record)
                 common.progress(f"nguyen {name} seed {seed} {method}: "
                                 f"{'exact' if record['exact'] else 'not exact'} "
                                 f"({record['how']}) in {record['wall']:.1f} s", quiet)
     records = [r for r in ledger.records if r["seed"] in seeds and r["problem"] in s.problems]
     plot_recovery(records, s.problems, methods, out_dir / f"{NAME}_recovery.png")
-    head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts, notes=[
-        f"budget: {s.budget:g} s of wall time per run, runs one after another, one thread "
-        "each"])
+    notes = [f"budget: {s.budget:g} s of wall time per run, runs one after another, one "
+             "thread each"]
+    if reused:
+        notes.append(f"{reused} of the {len(records)} runs come from an earlier session "
+                     f"(`--resume`; each run's date and source revision are in "
+                     f"{NAME}.runs.jsonl); the date, wall time and machine above are this "
+                     f"session's")
+    head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts, notes=notes)
     body = report(records, s, seeds, methods, missing)
     return common.write_text(out_dir / f"{NAME}.md", head + "\n" + body)
 
@@ -211,6 +220,9 @@ def report(records: list[dict[str, Any]], s: Settings, seeds: Sequence[int],
         f"problem and method; {s.budget:g} s per run).", "",
         table(["problem", "target", *methods], summary_rows,
               right=[False, False] + [True] * len(methods)),
+        *([f"The average covers the {len(s.problems)} problems run here, not all 12: it "
+           "is not comparable with the published averages.", ""]
+          if set(s.problems) != set(_nguyen()) else []),
         "Published averages over Nguyen-1..12 (DSO papers; their own budgets, not "
         "wall-time matched): " + ", ".join(f"{k} {pct(v)}" for k, v in PUBLISHED.items())
         + ".", "",
