@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numba import njit
 
@@ -176,7 +178,8 @@ def nsga2_ranks(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
 def case_epsilon(case_errors: np.ndarray) -> np.ndarray:
     """Median absolute deviation of each case's errors over the population."""
     e = np.where(np.isfinite(case_errors), case_errors, np.nan)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a case non-finite for everyone
         med = np.nanmedian(e, axis=0)
         eps = np.nanmedian(np.abs(e - med), axis=0)
     return np.nan_to_num(eps, nan=0.0)
