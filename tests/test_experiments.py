@@ -145,3 +145,14 @@ def test_nguyen_smoke_scale_covers_every_problem_seed_and_method(tmp_path):
     methods = [m for m in nguyen.ALL_METHODS if m == nguyen.OURS or baselines.available(m)]
     assert len(runs) == 12 * 2 * len(methods)
     assert "| **average** |" in md.read_text()
+
+
+def test_ufh_recheck_arm_is_the_same_search_with_every_hit_evaluated():
+    s = replace(ufh.scale_settings("smoke"), rows=(1000,), row_generations=8)
+    records = {r["arm"]: r for r in ufh.speed_runs(s, [0], quiet=True)}
+    on, recheck, off = records["on"], records["recheck"], records["off"]
+    assert on["hits"] > 0 and off["hits"] == 0
+    assert recheck["evaluations"] > on["evaluations"]
+    assert recheck["generations"] == on["generations"] == off["generations"] == 8
+    assert recheck["best_error"] == pytest.approx(on["best_error"], rel=1e-9)
+    assert recheck["best_size"] == on["best_size"]
