@@ -52,7 +52,8 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(str(name).lower(), list(self._entries), n=3)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         sample = ", ".join(sorted(self._entries)[:12])
-        more = " ..." if len(self._entries) > 12 else ""
+        extra = len(self._entries) - 12
+        more = f" and {extra} more" if extra > 0 else ""
         return f"unknown {self.kind} {name!r}{hint} (known: {sample}{more})"
 
     def names(self, tag: str | None = None) -> list[str]:
