@@ -33,6 +33,16 @@ class CompiledBatch:
     def n_programs(self) -> int:
         return len(self.code_offsets) - 1
 
+    def take(self, idx: Sequence[int] | np.ndarray) -> CompiledBatch:
+        """The programs at `idx`, in that order, without compiling them again. The
+        feature count and stack depth stay the batch's (upper bounds suffice)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) == self.n_programs and np.array_equal(idx, np.arange(len(idx))):
+            return self
+        codes, code_off = _gather(self.codes, self.code_offsets, idx)
+        consts, const_off = _gather(self.consts, self.const_offsets, idx)
+        return CompiledBatch(codes, code_off, consts, const_off, self.n_features, self.depth)
+
     def arrays(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
         """The tuple the kernels take, with constants in the evaluation dtype."""
         return (self.codes, self.code_offsets, self.consts.astype(dtype, copy=False),
@@ -64,3 +74,15 @@ def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
     n_features = -low - 1 if low < -1 else 0
     depth = int(batch_stack_depth(codes, code_off, oc.ARITY)) if n else 1
     return CompiledBatch(codes, code_off, consts, const_off, n_features, depth)
+
+
+def _gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The segments `idx` of a flat array cut by `offsets`, and their new offsets."""
+    starts, lengths = offsets[idx], offsets[idx + 1] - offsets[idx]
+    new_off = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_off[1:])
+    # position k of the result reads starts[segment of k] + (k - new_off[segment of k])
+    positions = np.arange(new_off[-1], dtype=np.int64) + np.repeat(starts - new_off[:-1],
+                                                                    lengths)
+    return values[positions], new_off

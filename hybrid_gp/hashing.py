@@ -282,7 +282,7 @@ class EquivalenceCache:
             else:
                 pending.append(i)
         if pending:
-            sub = batch if len(pending) == n else compile_batch([programs[i] for i in pending])
+            sub = batch.take(pending)
             for i, fk in zip(pending, self.fingerprints(sub, scorer.n_jobs), strict=True):
                 fkeys[i] = fk
         reason: dict[int, str] = {}  # index -> why it is evaluated
@@ -314,7 +314,7 @@ class EquivalenceCache:
                 errors[i] = np.nan  # no budget left to score it
         if chosen:
             t0 = time.perf_counter()
-            values = scorer.evaluate_now([programs[i] for i in chosen])
+            values = scorer.evaluate_now([programs[i] for i in chosen], batch.take(chosen))
             self.stats.evaluation_seconds += time.perf_counter() - t0
             self.stats.evaluations += len(chosen)
             for i, v in zip(chosen, values, strict=True):

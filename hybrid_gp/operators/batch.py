@@ -96,9 +96,10 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                  np.ascontiguousarray(second, dtype=np.int64),
                  np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
                  out_codes, out_consts, out_len, out_nc, out_op)
-    trusted = Program._trusted
-    children = [trusted(grammar, tuple(out_codes[k, :out_len[k]].tolist()),
-                        tuple(out_consts[k, :out_nc[k]].tolist())) for k in range(n)]
+    trusted = Program._trusted  # two list conversions for the batch, not two per child
+    children = [trusted(grammar, tuple(c[:m]), tuple(k[:q])) for c, k, m, q in zip(
+        out_codes.tolist(), out_consts.tolist(), out_len.tolist(), out_nc.tolist(),
+        strict=True)]
     return children, out_op
 
 

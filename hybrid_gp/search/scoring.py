@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compiler import compile_batch
+from ..compiler import CompiledBatch, compile_batch
 from ..problem import Problem
 from ..program import Program
 
@@ -49,8 +49,10 @@ class Scorer:
             errors[todo] = self.problem.error(batch, self.n_jobs)
         return ScoreResult(errors, len(todo), 0, [hash(p) for p in programs])
 
-    def evaluate_now(self, programs: Sequence[Program]) -> np.ndarray:
-        """Errors of every program by the kernels, no cache (used by the cache itself)."""
+    def evaluate_now(self, programs: Sequence[Program],
+                     batch: CompiledBatch | None = None) -> np.ndarray:
+        """Errors of every program by the kernels, no cache (used by the cache itself).
+        `batch`, when given, is `programs` already compiled."""
         if not programs:
             return np.empty(0)
-        return self.problem.error(compile_batch(programs), self.n_jobs)
+        return self.problem.error(compile_batch(programs) if batch is None else batch, self.n_jobs)
