@@ -20,13 +20,37 @@ from hybrid_gp.program import Program, with_constants
 
 
 def stable_rows(p: Program, X: np.ndarray, delta: float = 1e-12) -> np.ndarray:
-    """Rows with a finite kernel output that barely moves under tiny perturbations."""
+    """Rows with a finite kernel output that barely moves under tiny perturbations and
+    where no intermediate result underflowed."""
     base = p.evaluate(X)
-    ok = np.isfinite(base)
+    ok = np.isfinite(base) & ~underflow_rows(p, X)
     for sx, sc in itertools.product((1 + delta, 1 - delta), repeat=2):
         moved = with_constants(p, [c * sc for c in p.consts]).evaluate(X * sx)
         ok &= np.isclose(moved, base, rtol=1e-7, atol=1e-9)
     return ok
+
+
+UNDERFLOWING = frozenset({"mul", "div", "pow", "exp", "square"})
+
+
+def underflow_rows(p: Program, X: np.ndarray) -> np.ndarray:
+    """Rows where a product, quotient, power or exp of nonzero values rounds to zero
+    or a subnormal. A sympy reading may compute the same value another way round
+    ((a**b)**c as a**(b*c)) and keep it normal, so such rows cannot be compared."""
+    values = {i: p.subtree(i).evaluate(X) for i in range(p.size)}
+    flagged = np.zeros(len(X), dtype=bool)
+    for i in range(p.size):
+        c = p.codes[i]
+        if c < 0 or p.grammar.primitives[c].op not in UNDERFLOWING:
+            continue
+        children, j = [], i + 1
+        while j < p.subtree_end(i):
+            children.append(values[j])
+            j = p.subtree_end(j)
+        inputs_nonzero = np.all([np.isfinite(v) & (v != 0) for v in children], axis=0)
+        tiny = np.abs(values[i]) < np.finfo(np.float64).tiny
+        flagged |= inputs_nonzero & tiny
+    return flagged
 
 
 def _ite_as_and_or(c: sp.Basic, a: sp.Basic, b: sp.Basic) -> sp.Basic:
