@@ -280,6 +280,17 @@ def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
 
 
 @njit(**_JIT)
+def _limit_and_check(n, nc, child_codes, tables, iparams, sc):
+    """(-1, 0) for a child over max_size or max_depth (an operator that can grow the
+    tree); otherwise the grammar checks of _check."""
+    a_ends, a_depths, _, _, open_idx, open_left, _ = sc
+    if n > iparams[4] or _layout(child_codes, n, tables[0], a_ends, a_depths, open_idx,
+                                 open_left) > iparams[3]:
+        return -1, 0
+    return _check(n, nc, child_codes, tables, iparams, sc)
+
+
+@njit(**_JIT)
 def _check(n, nc, child_codes, tables, iparams, sc):
     """(n, nc) when the child keeps the grammar's constraints, else (-1, 0)."""
     if n < 0 or iparams[7] == 0:
@@ -299,7 +310,7 @@ def _check(n, nc, child_codes, tables, iparams, sc):
 def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables, iparams,
                sc, child_codes, child_consts):
     prim_arity, prim_ret = tables[0], tables[1]
-    var_type, const_type, max_depth, max_size = iparams[0], iparams[1], iparams[3], iparams[4]
+    var_type, const_type, max_size = iparams[0], iparams[1], iparams[4]
     a_ends, a_depths, b_ends, b_depths, open_idx, open_left, cand = sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
     _layout(b_codes, b_n, prim_arity, b_ends, b_depths, open_idx, open_left)
@@ -321,10 +332,7 @@ def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables,
     nc_sub = _count_consts(b_codes, j, b_ends[j])
     n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], b_codes[j:b_ends[j]],
                     b_consts[jc:jc + nc_sub], b_ends[j] - j, nc_sub, child_codes, child_consts)
-    if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
-                               open_left) > max_depth:
-        return -1, 0
-    return _check(n, nc, child_codes, tables, iparams, sc)
+    return _limit_and_check(n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
@@ -332,7 +340,7 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
              child_codes, child_consts):
     prim_arity, prim_ret, min_height = tables[0], tables[1], tables[6]
     var_type, const_type = iparams[0], iparams[1]
-    max_depth, max_size, new_depth = iparams[3], iparams[4], iparams[5]
+    max_depth, new_depth = iparams[3], iparams[5]
     a_ends, a_depths, _, _, open_idx, open_left, cand = sc
     sub_codes, sub_consts, stack_t, stack_d, stack_m, stack_p = grow_sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
@@ -352,10 +360,7 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
         return -1, 0
     n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], sub_codes, sub_consts, s_n, s_nc,
                     child_codes, child_consts)
-    if n > max_size or _layout(child_codes, n, prim_arity, a_ends, a_depths, open_idx,
-                               open_left) > max_depth:
-        return -1, 0
-    return _check(n, nc, child_codes, tables, iparams, sc)
+    return _limit_and_check(n, nc, child_codes, tables, iparams, sc)
 
 
 @njit(**_JIT)
