@@ -96,10 +96,12 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                  np.ascontiguousarray(second, dtype=np.int64),
                  np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
                  out_codes, out_consts, out_len, out_nc, out_op)
-    trusted = Program._trusted  # two list conversions for the batch, not two per child
-    children = [trusted(grammar, tuple(c[:m]), tuple(k[:q])) for c, k, m, q in zip(
-        out_codes.tolist(), out_consts.tolist(), out_len.tolist(), out_nc.tolist(),
-        strict=True)]
+    # Codes: one list conversion for the batch (small ints are cheap to box). Constants:
+    # only the rows' used prefixes, as the unused tail of out_consts is never read.
+    trusted = Program._trusted
+    children = [trusted(grammar, tuple(c[:m]), tuple(out_consts[k, :q].tolist()) if q else ())
+                for k, (c, m, q) in enumerate(zip(out_codes.tolist(), out_len.tolist(),
+                                                  out_nc.tolist(), strict=True))]
     return children, out_op
 
 
