@@ -219,7 +219,14 @@ def _result(engine: Engine, reason: str, log: RunLog | None) -> RunResult:
 
         test_error = float(prob.error(compile_batch([archive.best]), data=prob.test)[0])
         test_error = test_error if math.isfinite(test_error) else math.inf
+    best, front = archive.best, archive.pareto_front()
+    if prob.kind == "regression":  # plain readings without log(-u) (values unchanged)
+        from .simplify import orient_guards
+
+        X = prob.train.X
+        best = orient_guards(best, X) if best is not None else None
+        front = [(c, e, orient_guards(p, X)) for c, e, p in front]
     return RunResult(
-        best=archive.best, best_error=archive.best_error, pareto_front=archive.pareto_front(),
+        best=best, best_error=archive.best_error, pareto_front=front,
         stats=engine.stats(), out_dir=log.dir if log else None, problem=prob,
         config=engine.config, stop_reason=reason, test_error=test_error)

@@ -66,10 +66,18 @@ class SearchConfig(pg.Object):
                                         "generations between rewriting each island's Pareto "
                                         "front with hybrid_gp.simplify (0: never; measured "
                                         "worse on keijzer-4/12, so off)"] = 0
-    restart_after: pg.typing.Annotated[pg.typing.Int(min_value=0),
-                                       "generations without a better best after which an "
-                                       "island keeps its Pareto front and refills the rest "
-                                       "with fresh random trees (0: never)"] = 0
+    restart_after: pg.typing.Annotated[pg.typing.Int(min_value=0).noneable(),
+                                       "generations without progress after which an island "
+                                       "restarts from fresh random trees (0: never; None: "
+                                       "the problem's default)"] = None
+    restart_gain: pg.typing.Annotated[
+        pg.typing.Float(min_value=0.0, max_value=0.99).noneable(),
+        "progress, for restarts: the island's best error drops by at least this share "
+        "(0: any drop; None: the problem's default)"] = None
+    restart_keep: pg.typing.Annotated[
+        pg.typing.Enum(None, [None, "front", "none"]),
+        "what a restarting island keeps: its Pareto front or nothing (the run's archive "
+        "keeps the best either way; None: the problem's default)"] = None
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()

@@ -44,6 +44,9 @@ class Budget:
     target_error: float = 1e-12
     max_depth: int = 12
     max_size: int = 60
+    restart_after: int = 0  # 0: islands never restart
+    restart_gain: float = 0.0  # relative drop of the best error that counts as progress
+    restart_keep: str = "front"  # what a restart keeps: "front" or "none"
 
 
 @dataclass(frozen=True)

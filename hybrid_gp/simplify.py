@@ -126,3 +126,54 @@ def _simplify(node: _Node, g: Grammar) -> _Node:
             g.primitives[node.children[0].code].op == "neg"):
         return node.children[0].children[0]
     return node
+
+
+_GUARDED_ARG = {"log": 0, "sqrt": 0, "pow": 0}  # op -> the argument read through |.|
+
+
+def orient_guards(program: Program, X: np.ndarray) -> Program:
+    """The same function, with the arguments that protected operators read through |.|
+    (log|a|, sqrt|a|, |a|**b; docs/semantics.md) made positive where the data allow:
+    log(neg(a)) -> log(a), and log(a - b) -> log(b - a) when a - b is negative on most
+    rows of X. Values are unchanged everywhere, bit for bit (|b - a| == |a - b|); what
+    changes is the plain reading a person or sympy gives the formula, where log(-u) is
+    complex. Reports apply it; the search does not need it."""
+    g = program.grammar
+    if not any(g.has_op(op) for op in _GUARDED_ARG):
+        return program
+    tree = _to_tree(program)
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    if not _orient(tree, g, XT):
+        return program
+    codes: list[int] = []
+    consts: list[float] = []
+    _emit(tree, codes, consts)
+    return Program(g, codes, consts)
+
+
+def _orient(node: _Node, g: Grammar, XT: np.ndarray) -> bool:
+    changed = False
+    for child in node.children:
+        changed |= _orient(child, g, XT)
+    if node.code < 0 or g.primitives[node.code].op not in _GUARDED_ARG:
+        return changed
+    k = _GUARDED_ARG[g.primitives[node.code].op]
+    arg = node.children[k]
+    while arg.code >= 0 and g.primitives[arg.code].op == "neg":
+        arg, changed = arg.children[0], True
+    if (arg.code >= 0 and g.primitives[arg.code].op == "sub"
+            and _mostly_negative(arg, g, XT)):
+        arg.children.reverse()
+        changed = True
+    node.children[k] = arg
+    return changed
+
+
+def _mostly_negative(node: _Node, g: Grammar, XT: np.ndarray) -> bool:
+    codes: list[int] = []
+    consts: list[float] = []
+    _emit(node, codes, consts)
+    batch = compile_batch([Program._trusted(g, tuple(codes), tuple(consts))])
+    out = evaluate_features(batch, XT)[0]
+    finite = out[np.isfinite(out)]
+    return bool(len(finite)) and int(np.count_nonzero(finite < 0)) * 2 > len(finite)

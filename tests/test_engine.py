@@ -7,9 +7,11 @@ and improve; the genealogy is complete and its files agree with the stats.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -318,10 +320,71 @@ def test_search_options_run_and_keep_programs_valid(option):
     assert res.best_error < np.inf
 
 
+def _restarts(out: Path) -> list[dict]:
+    lines = (out / "events.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == "restart"]
+
+
 def test_a_restart_keeps_the_front_and_is_recorded(tmp_path):
     res = hg.run("nguyen-1", seed=0, population_size=30, generations=20, time_budget=1e9,
-                 target_error=0.0, restart_after=2, out_dir=tmp_path / "r")
-    lines = (tmp_path / "r" / "events.jsonl").read_text().splitlines()
-    restarts = [e for e in map(json.loads, lines) if e["event"] == "restart"]
+                 target_error=0.0, restart_after=2, restart_gain=0.0, restart_keep="front",
+                 out_dir=tmp_path / "r")
+    restarts = _restarts(tmp_path / "r")
     assert restarts and all(e["kept"] >= 1 for e in restarts)
     assert res.best_error < np.inf
+
+
+def test_a_fresh_restart_keeps_nothing_but_the_run_keeps_its_best(tmp_path):
+    """restart_keep="none": the island starts again from random trees; the run's best
+    error never gets worse, since the archive holds it."""
+    res = hg.run("nguyen-4", seed=1, population_size=30, generations=30, time_budget=1e9,
+                 target_error=0.0, restart_after=3, restart_gain=0.5, restart_keep="none",
+                 out_dir=tmp_path / "r")
+    restarts = _restarts(tmp_path / "r")
+    assert restarts and all(e["kept"] == 0 for e in restarts)
+    lines = (tmp_path / "r" / "events.jsonl").read_text().splitlines()
+    best = [e["best_error"] for e in map(json.loads, lines) if e["event"] == "progress"]
+    assert all(b <= a for a, b in itertools.pairwise(best))
+    assert res.best_error == best[-1]
+
+
+def test_progress_for_restarts_is_a_relative_drop_of_the_best_error():
+    from hybrid_gp.search.island import Island, _note_progress
+    from hybrid_gp.search.population import Population
+
+    def island_at(errors: list[float], generation: int, progress: float) -> Island:
+        pop = Population([None] * len(errors), np.array(errors), np.ones(len(errors)),
+                         list(range(len(errors))), np.arange(len(errors)))
+        return Island(index=0, n_islands=1, population=pop, rng=np.random.default_rng(0),
+                      scorer=None, portfolio=None, generation=generation,
+                      progress_error=progress)
+
+    small = island_at([0.995, 2.0], 7, 1.0)  # a 0.5 % drop
+    _note_progress(small, 0.01)
+    assert (small.improved_at, small.progress_error) == (0, 1.0)
+    big = island_at([0.98, 2.0], 7, 1.0)  # a 2 % drop
+    _note_progress(big, 0.01)
+    assert (big.improved_at, big.progress_error) == (7, 0.98)
+    any_drop = island_at([0.995], 4, 1.0)
+    _note_progress(any_drop, 0.0)
+    assert any_drop.improved_at == 4
+    first = island_at([5.0], 2, np.inf)  # the first finite best is progress
+    _note_progress(first, 0.5)
+    assert first.progress_error == 5.0
+
+
+def test_restart_settings_default_to_the_problem_and_are_checked():
+    from hybrid_gp.config import RunConfig
+    from hybrid_gp.errors import ConfigError
+    from hybrid_gp.problem import get_problem
+    from hybrid_gp.search.engine import Settings
+
+    nguyen = Settings.resolve(RunConfig(problem="nguyen-1"), get_problem("nguyen-1"))
+    assert (nguyen.restart_after, nguyen.restart_gain, nguyen.restart_keep) == (30, 0.01, "none")
+    keijzer = Settings.resolve(RunConfig(problem="keijzer-1"), get_problem("keijzer-1"))
+    assert keijzer.restart_after == 0
+    mine = RunConfig(problem="nguyen-1").rebind({"search.restart_after": 0}, skip_notification=True)
+    assert Settings.resolve(mine, get_problem("nguyen-1")).restart_after == 0
+    bad = get_problem("nguyen-1").with_budget(restart_keep="half")
+    with pytest.raises(ConfigError, match="restart_keep"):
+        Settings.resolve(RunConfig(problem="nguyen-1"), bad)

@@ -19,7 +19,7 @@ from strategies import any_programs
 
 import hybrid_gp as hg
 from hybrid_gp.program import CONST, Program, check_program
-from hybrid_gp.simplify import simplify
+from hybrid_gp.simplify import orient_guards, simplify
 
 SOME = settings(max_examples=150, deadline=None)
 
@@ -134,3 +134,58 @@ def test_the_identities_turn_overflow_nan_into_zero_as_documented():
         after = hg.evaluate([simplify(p)], X)[0]
     assert before[0] == after[0] == 0.0
     assert np.isnan(before[1]) and after[1] == 0.0
+
+
+# ---------------------------------------------------------------- orient_guards
+
+
+def _outputs(programs: list[Program], X: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return hg.evaluate(programs, X)
+
+
+@SOME
+@given(st.one_of(any_programs("full", 5), any_programs("koza", 5)), st.integers(0, 2**32 - 1))
+def test_orient_guards_keeps_every_output_bit_for_bit(p, seed):
+    X = _inputs(seed)
+    q = orient_guards(p, X[5:])
+    check_program(q)
+    assert q.size <= p.size  # a dropped neg is the only change of size
+    X[-1] = [np.nan, np.inf, -np.inf]
+    a, b = _outputs([p, q], X)
+    np.testing.assert_array_equal(a, b)  # NaN positions included
+
+
+@pytest.mark.parametrize("text, grammar, expected", [
+    ("log(x0 / x0 - x0 * x0)", "koza", "log(x0 * x0 - x0 / x0)"),
+    ("log(neg(x0 + 1.0))", "full", "log(x0 + 1.0)"),
+    ("sqrt(neg(neg(x0)))", "full", "sqrt(x0)"),
+    ("(1.0 - x0) ** x0", "full", "(x0 - 1.0) ** x0"),
+    ("x0 ** (1.0 - x0)", "full", "x0 ** (1.0 - x0)"),  # the exponent is read as is
+    ("log(x0 - 1.0)", "full", "log(x0 - 1.0)"),  # already positive
+    ("sin(1.0 - x0)", "full", "sin(1.0 - x0)"),  # not a guarded operator
+])
+def test_orient_guards_makes_guarded_arguments_positive(text, grammar, expected):
+    X = np.linspace(1.5, 3.0, 20)[:, None]
+    assert str(orient_guards(P(text, grammar), X)) == expected
+
+
+def test_orient_guards_gives_the_plain_reading_the_kernels_value():
+    """log(1 - x) on x > 1 is log|1 - x| to the kernels but complex to sympy; after
+    orienting, the plain sympy reading agrees with the kernels."""
+    X = np.linspace(1.5, 3.0, 20)[:, None]
+    q = orient_guards(P("log(1.0 - x0) + x0"), X)
+    expr = q.to_sympy()
+    x0 = sorted(expr.free_symbols, key=str)[0]
+    values = [complex(expr.subs(x0, float(v))) for v in X[:, 0]]
+    assert all(v.imag == 0 for v in values)
+    np.testing.assert_allclose([v.real for v in values], _outputs([q], X)[0], rtol=1e-12)
+
+
+def test_a_run_reports_oriented_formulas():
+    """hg.run hands back the best program and the front oriented for the training data."""
+    res = hg.run("nguyen-7", seed=0, population_size=60, generations=5, time_budget=1e9)
+    X = res.problem.train.X
+    for _, _, p in res.pareto_front:
+        assert str(orient_guards(p, X)) == str(p)
+    assert str(orient_guards(res.best, X)) == str(res.best)

@@ -66,6 +66,8 @@ class Settings:
     mutation_depth: int
     operator_rates: dict[str, float]
     restart_after: int
+    restart_gain: float
+    restart_keep: str
     simplify_every: int
     fit_share: float
     fit_scaling: bool
@@ -102,7 +104,9 @@ class Settings:
             init_max_depth=s.init_max_depth,
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
-            restart_after=s.restart_after,
+            restart_after=pick(s.restart_after, b.restart_after),
+            restart_gain=pick(s.restart_gain, b.restart_gain),
+            restart_keep=pick(s.restart_keep, b.restart_keep),
             simplify_every=s.simplify_every,
             fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
                        if problem.kind == "regression" else 0.0),
@@ -134,6 +138,12 @@ class Settings:
                               f"search.max_depth ({self.max_depth})")
         if self.migration_size >= self.population_size:
             raise ConfigError("search.migration_size must be smaller than the population")
+        if self.restart_after < 0 or not 0.0 <= self.restart_gain < 1.0:
+            raise ConfigError(f"restarts: expected restart_after >= 0 and 0 <= restart_gain "
+                              f"< 1, got {self.restart_after} and {self.restart_gain}")
+        if self.restart_keep not in ("front", "none"):
+            raise ConfigError(f"restart_keep: expected 'front' or 'none', got "
+                              f"{self.restart_keep!r}")
         if not any(v > 0 for v in self.operator_rates.values()):
             raise ConfigError("search.operators: at least one rate must be > 0")
 

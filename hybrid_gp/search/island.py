@@ -8,6 +8,7 @@ any number of workers.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -68,7 +69,8 @@ class Island:
     genealogy: Genealogy = field(default_factory=Genealogy)
     counters: IslandCounters = field(default_factory=IslandCounters)
     generation: int = 0
-    improved_at: int = 0  # generation of the island's last better best (restarts)
+    improved_at: int = 0  # generation of the island's last progress (restarts)
+    progress_error: float = math.inf  # the best error when progress was last noted
     next_local_id: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)  # since the last barrier
 
@@ -98,6 +100,8 @@ class IslandSettings:
     max_size: int = 60
     max_depth: int = 12
     restart_after: int = 0
+    restart_gain: float = 0.0
+    restart_keep: str = "front"
     simplify_every: int = 0
 
 
@@ -182,10 +186,11 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
             nxt = nxt + pop.take(order[elites:elites + s.population_size - len(nxt)])
     _record_entrants(island, pop, nxt, children, operators, parents)
     island.population = nxt
-    if island.archive.update(children.programs, children.errors, children.complexity):
-        island.improved_at = island.generation
-    if s.restart_after and island.generation - island.improved_at >= s.restart_after:
-        _restart(island, problem, s, ctx, max_new)
+    island.archive.update(children.programs, children.errors, children.complexity)
+    if s.restart_after:
+        _note_progress(island, s.restart_gain)
+        if island.generation - island.improved_at >= s.restart_after:
+            _restart(island, problem, s, ctx, max_new)
     if s.simplify_every and island.generation % s.simplify_every == 0:
         _simplify_front(island, problem, max_new)
     island.events.append(generation_event(island))
@@ -213,27 +218,46 @@ def _simplify_front(island: Island, problem: Problem, max_new: int | None) -> No
             pop.keys[i] = scored.keys[k]
 
 
+def _note_progress(island: Island, gain: float) -> None:
+    """Mark this generation as progress when the population's best error dropped by at
+    least the share `gain` since progress was last noted (any drop when gain is 0)."""
+    errors = island.population.errors
+    best = float(np.min(errors)) if len(errors) else math.inf
+    before = island.progress_error
+    if best < before * (1.0 - gain) or (before == math.inf and best < math.inf):
+        island.progress_error = best
+        island.improved_at = island.generation
+
+
 def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: VariationContext,
              max_new: int | None) -> None:
-    """Keep the population's first non-dominated front, refill with fresh random trees:
-    a stagnating island searches a new basin while its best programs stay."""
+    """Refill a stagnating island with fresh random trees, keeping its first
+    non-dominated front (restart_keep "front") or nothing ("none"): the island searches
+    a new basin while the run's archive holds the best programs found so far."""
     pop = island.population
-    front = nondominated_fronts(pop.errors, pop.complexity)
-    kept = pop.take(np.flatnonzero(front == 0))
+    if s.restart_keep == "front":
+        kept = pop.take(np.flatnonzero(nondominated_fronts(pop.errors, pop.complexity) == 0))
+    else:
+        kept = pop.take(np.empty(0, dtype=np.int64))
     fresh = ramped_half_and_half(ctx.grammar, island.rng, s.population_size - len(kept),
                                  ctx.n_features, s.init_min_depth, s.init_max_depth)
     scored = island.scorer.score(fresh, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))
     island.counters.evaluations += scored.evaluated
     island.counters.cache_hits += scored.cache_hits
+    island.improved_at = island.generation
+    if len(kept) + len(keep) < 2:  # the budget paid for (almost) nothing: carry on as is
+        return
     programs = [fresh[i] for i in keep]
     new = Population(programs, scored.errors[keep],
                      np.array([problem.complexity(p) for p in programs], dtype=np.float64),
                      [scored.keys[i] for i in keep], island.new_ids(len(keep)))
     island.genealogy.record(new.ids, island.generation, island.index,
                             ["restart"] * len(new), [()] * len(new), new.errors)
+    island.archive.update(new.programs, new.errors, new.complexity)
     island.population = (kept + new).unique()
-    island.improved_at = island.generation
+    errors = island.population.errors
+    island.progress_error = float(np.min(errors)) if len(errors) else math.inf
     island.events.append({"event": "restart", "island": island.index,
                           "generation": island.generation, "kept": len(kept)})
 
