@@ -138,6 +138,26 @@ def test_nguyen_resume_does_not_rerun_finished_runs(tmp_path):
     assert (tmp_path / "nguyen.runs.jsonl").read_text() == first
 
 
+def test_nguyen_baseline_seeds_run_the_baselines_on_those_seeds_only(tmp_path):
+    if not baselines.available("gplearn"):
+        pytest.skip("gplearn is not installed (the bench extra)")
+    md = nguyen.run("smoke", tmp_path, seeds=[0, 1], problems=("nguyen-1",), budget=0.3,
+                    methods=("hybrid_gp", "gplearn"), baseline_seeds=(1,), quiet=True)
+    runs = [json.loads(line) for line in
+            (tmp_path / "nguyen.runs.jsonl").read_text().splitlines()[1:]]
+    assert sorted((r["method"], r["seed"]) for r in runs) == [
+        ("gplearn", 1), ("hybrid_gp", 0), ("hybrid_gp", 1)]
+    text = md.read_text()
+    assert "--baseline-seeds 1" in text
+    assert "the baselines ran on seeds 1 only" in text
+
+
+def test_nguyen_refuses_negative_baseline_seeds(tmp_path):
+    with pytest.raises(UserError, match="baseline_seeds"):
+        nguyen.run("smoke", tmp_path, seeds=[0], problems=("nguyen-1",), budget=0.3,
+                   baseline_seeds=(-1,), quiet=True)
+
+
 @pytest.mark.slow
 def test_nguyen_smoke_scale_covers_every_problem_seed_and_method(tmp_path):
     md = nguyen.run("smoke", tmp_path, quiet=True)

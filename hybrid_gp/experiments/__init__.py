@@ -104,6 +104,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="nguyen: wall seconds per run (default: the scale's)")
     p.add_argument("--methods", default=None,
                    help="nguyen: comma-separated of hybrid_gp, pyoperon, gplearn")
+    p.add_argument("--baseline-seeds", type=_int_list, default=None,
+                   help="nguyen: run the baselines on these seeds only (default: all)")
     p.add_argument("--resume", action="store_true",
                    help="nguyen: keep the finished runs of an interrupted experiment")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -124,6 +126,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["budget"] = args.budget
     if args.methods is not None:
         options["methods"] = tuple(s.strip() for s in args.methods.split(",") if s.strip())
+    if args.baseline_seeds is not None:
+        options["baseline_seeds"] = tuple(args.baseline_seeds)
     if args.resume:
         options["resume"] = True
     return options

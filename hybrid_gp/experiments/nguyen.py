@@ -42,6 +42,7 @@ class Settings:
     budget: float  # wall seconds per run
     methods: tuple[str, ...] = ALL_METHODS
     resume: bool = False
+    baseline_seeds: tuple[int, ...] | None = None  # None: the baselines run every seed
 
 
 def _nguyen() -> tuple[str, ...]:
@@ -125,6 +126,8 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
         options.append(("--budget", f"{s.budget:g}"))
     if s.methods != default.methods:
         options.append(("--methods", ",".join(s.methods)))
+    if s.baseline_seeds is not None:
+        options.append(("--baseline-seeds", ",".join(map(str, s.baseline_seeds))))
     inv = Invocation(NAME, scale, out_dir, seeds, default.seeds, tuple(options))
     started, t0 = common.now(), time.perf_counter()
     facts = common.machine_facts()
@@ -140,6 +143,9 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
         problem = get_problem(name)
         for seed in seeds:
             for method in methods:
+                if method != OURS and s.baseline_seeds is not None and (
+                        seed not in s.baseline_seeds):
+                    continue
                 if ledger.done(problem=name, seed=seed, method=method):
                     reused += 1
                     continue
@@ -154,6 +160,9 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     plot_recovery(records, s.problems, methods, out_dir / f"{NAME}_recovery.png")
     notes = [f"budget: {s.budget:g} s of wall time per run, runs one after another, one "
              "thread each"]
+    if s.baseline_seeds is not None:
+        notes.append(f"the baselines ran on seeds {', '.join(map(str, s.baseline_seeds))} "
+                     f"only (`--baseline-seeds`); {OURS} on every seed above")
     if reused:
         notes.append(f"{reused} of the {len(records)} runs come from an earlier session "
                      f"(`--resume`; each run's date and source revision are in "
@@ -176,6 +185,11 @@ def _check(s: Settings) -> None:
                         f"{', '.join(wrong) or 'none'}")
     if not s.budget > 0:
         raise UserError(f"nguyen: budget must be > 0 seconds, got {s.budget}")
+    if s.baseline_seeds is not None and (
+            not s.baseline_seeds or any(not isinstance(k, int) or k < 0
+                                        for k in s.baseline_seeds)):
+        raise UserError(f"nguyen: baseline_seeds must be integers >= 0, got "
+                        f"{list(s.baseline_seeds)}")
 
 
 # ---------------------------------------------------------------------- the report
@@ -217,7 +231,10 @@ def report(records: list[dict[str, Any]], s: Settings, seeds: Sequence[int],
     lines = [
         "## Recovery rate", "",
         f"Share of runs whose best formula is exactly the target ({len(seeds)} seeds per "
-        f"problem and method; {s.budget:g} s per run).", "",
+        f"problem for {OURS}"
+        + (f", {len([k for k in seeds if k in s.baseline_seeds])} for the baselines"
+           if s.baseline_seeds is not None else " and the baselines")
+        + f"; {s.budget:g} s per run; the runs per cell in brackets).", "",
         table(["problem", "target", *methods], summary_rows,
               right=[False, False] + [True] * len(methods)),
         *([f"The average covers the {len(s.problems)} problems run here, not all 12: it "
@@ -236,12 +253,12 @@ def report(records: list[dict[str, Any]], s: Settings, seeds: Sequence[int],
         "## How the budgets were matched", "",
         f"Each run gets {s.budget:g} s of wall time and one thread; runs go one after "
         "another. hybrid_gp: `hg.run(problem, seed=seed, time_budget=budget)` with the "
-        "Nguyen suite's defaults (grammar koza: + - * / sin cos exp log, no constants; "
-        "population 500; stop at MSE 1e-12 or 1,000,000 evaluations). Its kernels are "
-        "compiled before the first timed run.", "",
+        f"Nguyen suite's defaults ({_our_settings()}). Its kernels are compiled before the "
+        "first timed run.", "",
         *[f"- {m}: {words[m]}" for m in methods if m in words],
-        "- Every method may stop early once its error reaches about 1e-12, so the median "
-        "wall time is lower where problems are solved.",
+        "- Every method may stop early once its error is near zero (hybrid_gp: "
+        f"{_target():g}; the baselines: about 1e-12), so the median wall time is lower "
+        "where problems are solved.",
         *([f"- not run: {', '.join(missing)} (not installed: `pip install "
            f"hybrid-gp[bench]`)"] if missing else []),
         "", "## How exact recovery was judged", "",
@@ -264,6 +281,20 @@ def report(records: list[dict[str, Any]], s: Settings, seeds: Sequence[int],
         f"Every run (formula, verdict, error, time) is in `{NAME}.runs.jsonl`.", "",
     ]
     return "\n".join(lines)
+
+
+def _target() -> float:
+    return get_problem("nguyen-1").budget.target_error
+
+
+def _our_settings() -> str:
+    b = get_problem("nguyen-1").budget
+    restarts = (f"an island whose best error has not dropped by {b.restart_gain:.0%} in "
+                f"{b.restart_after} generations restarts from fresh random trees"
+                if b.restart_after else "no restarts")
+    return (f"grammar koza: + - * / sin cos exp log, no constants; population "
+            f"{b.population_size}; {restarts}; stop at MSE {b.target_error:g} or "
+            f"{b.max_evaluations:,} evaluations")
 
 
 def plot_recovery(records: list[dict[str, Any]], problems: Sequence[str],
