@@ -175,6 +175,16 @@ def test_max_evaluations_is_spent_exactly_when_it_binds(budget):
     assert progress == sorted(progress) and progress[-1] == budget
 
 
+@pytest.mark.parametrize("keep", ["front", "none"])
+def test_restarts_spend_no_more_than_the_evaluation_budget(keep):
+    """A restart scores a fresh population in the same generation as the children: it
+    gets what the children left of the budget, never more."""
+    res, events = run_with_events(config(max_evaluations=2345, restart_after=1,
+                                         restart_gain=0.9, restart_keep=keep))
+    assert any(e["event"] == "restart" for e in events)
+    assert res.stats["evaluations"] == 2345 and res.stop_reason == "max_evaluations"
+
+
 def test_a_budget_smaller_than_the_initial_population_is_still_exact():
     res, _ = run_with_events(config(max_evaluations=50))
     assert res.stats["evaluations"] == 50 and res.stop_reason == "max_evaluations"

@@ -143,6 +143,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
          max_new: int | None) -> None:
     """One generation of one island."""
     pop = island.population
+    spent_before = island.counters.evaluations
     elites = 0 if s.selection == "nsga2" else min(s.elitism, len(pop))
     n_children = s.population_size - elites
     first, second = _parents(island, problem, s, n_children)
@@ -190,10 +191,17 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     if s.restart_after:
         _note_progress(island, s.restart_gain)
         if island.generation - island.improved_at >= s.restart_after:
-            _restart(island, problem, s, ctx, max_new)
+            _restart(island, problem, s, ctx, _left(max_new, island, spent_before))
     if s.simplify_every and island.generation % s.simplify_every == 0:
-        _simplify_front(island, problem, max_new)
+        _simplify_front(island, problem, _left(max_new, island, spent_before))
     island.events.append(generation_event(island))
+
+
+def _left(max_new: int | None, island: Island, spent_before: int) -> int | None:
+    """What is left of this generation's evaluation budget."""
+    if max_new is None:
+        return None
+    return max(0, max_new - (island.counters.evaluations - spent_before))
 
 
 def _simplify_front(island: Island, problem: Problem, max_new: int | None) -> None:
