@@ -78,6 +78,14 @@ class SearchConfig(pg.Object):
         pg.typing.Enum(None, [None, "front", "none"]),
         "what a restarting island keeps: its Pareto front or nothing (the run's archive "
         "keeps the best either way; None: the problem's default)"] = None
+    semantic_share: pg.typing.Annotated[
+        pg.typing.Float(min_value=0.0, max_value=1.0).noneable(),
+        "share of each generation's children made by semantic backpropagation (RDO, "
+        "docs/search.md): a random node of a parent gets the library subtree closest to "
+        "what the rest of the tree needs there (None: the problem's default)"] = None
+    semantic_library: pg.typing.Annotated[pg.typing.Int(min_value=1),
+                                          "best programs whose distinct subtrees form the "
+                                          "semantic library"] = 50
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()

@@ -47,6 +47,7 @@ class Budget:
     restart_after: int = 0  # 0: islands never restart
     restart_gain: float = 0.0  # relative drop of the best error that counts as progress
     restart_keep: str = "front"  # what a restart keeps: "front" or "none"
+    semantic_share: float = 0.0  # share of children made by semantic backpropagation
 
 
 @dataclass(frozen=True)

@@ -242,9 +242,11 @@ def test_the_bandit_portfolio_runs_and_its_shares_change():
     assert engine.run() == "max_evaluations"
     assert engine.bandit is not None
     arms = engine.bandit.arms
-    credit = engine.state.genealogy.credit  # copies (failed variation) are no arm's trials
+    # copies (failed variation) and semantic children (a fixed share outside the
+    # portfolio) are no arm's trials
+    credit = engine.state.genealogy.credit
     assert {k: a.trials for k, a in arms.items() if a.trials} == {
-        op: c.children for op, c in credit.items() if op != "copy"}
+        op: c.children for op, c in credit.items() if op not in ("copy", "semantic")}
     distinct = {tuple(np.round(w, 12)) for w in weights}
     assert len(distinct) > len(weights) // 2  # a new draw at (nearly) every barrier
     for w in weights:

@@ -68,6 +68,8 @@ class Settings:
     restart_after: int
     restart_gain: float
     restart_keep: str
+    semantic_share: float
+    semantic_library: int
     simplify_every: int
     fit_share: float
     fit_scaling: bool
@@ -107,6 +109,9 @@ class Settings:
             restart_after=pick(s.restart_after, b.restart_after),
             restart_gain=pick(s.restart_gain, b.restart_gain),
             restart_keep=pick(s.restart_keep, b.restart_keep),
+            semantic_share=(pick(s.semantic_share, b.semantic_share)
+                            if problem.kind == "regression" else 0.0),
+            semantic_library=s.semantic_library,
             simplify_every=s.simplify_every,
             fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
                        if problem.kind == "regression" else 0.0),
@@ -144,6 +149,9 @@ class Settings:
         if self.restart_keep not in ("front", "none"):
             raise ConfigError(f"restart_keep: expected 'front' or 'none', got "
                               f"{self.restart_keep!r}")
+        if not 0.0 <= self.semantic_share <= 1.0:
+            raise ConfigError(f"semantic_share: expected a share in [0, 1], got "
+                              f"{self.semantic_share}")
         if not any(v > 0 for v in self.operator_rates.values()):
             raise ConfigError("search.operators: at least one rate must be > 0")
 

@@ -102,6 +102,8 @@ class IslandSettings:
     restart_after: int = 0
     restart_gain: float = 0.0
     restart_keep: str = "front"
+    semantic_share: float = 0.0
+    semantic_library: int = 50
     simplify_every: int = 0
 
 
@@ -156,6 +158,9 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         brood.children[-n_new:] = fresh
         brood.operators[-n_new:] = ["immigrant"] * n_new
         brood.parents[-n_new:] = [()] * n_new
+    n_semantic = min(round(s.semantic_share * n_children), n_children - n_new)
+    if n_semantic:  # semantic children replace the first children of the brood
+        _semantic_children(island, problem, s, brood, first[:n_semantic])
     scored = island.scorer.score(brood.children, max_new)
     if s.fit_share > 0:
         _fit_children(island, problem, s, brood.children, scored, max_new)
@@ -195,6 +200,30 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     if s.simplify_every and island.generation % s.simplify_every == 0:
         _simplify_front(island, problem, _left(max_new, island, spent_before))
     island.events.append(generation_event(island))
+
+
+SEMANTIC_ROWS = 256  # training rows (evenly spaced) semantic backpropagation works on
+
+
+def _semantic_children(island: Island, problem: Problem, s: IslandSettings, brood: Any,
+                       first: np.ndarray) -> None:
+    """Replace brood children 0..len(first)-1 by RDO children of their first parents
+    (operators/semantic.py); where RDO finds nothing better, the classic child stays."""
+    from ..operators.semantic import applies_to, rdo_children
+
+    if not applies_to(problem.grammar):
+        return
+    pop = island.population
+    view = fitting_view(problem, SEMANTIC_ROWS)
+    XT, y = view.train.XT, view.train.y
+    library = [pop.programs[i] for i in pop.best(s.semantic_library)]
+    made = rdo_children([pop.programs[i] for i in first], library, XT, y, island.rng,
+                        s.max_size, s.max_depth)
+    for i, child in enumerate(made):
+        if child is not None:
+            brood.children[i] = child
+            brood.operators[i] = "semantic"
+            brood.parents[i] = (int(first[i]),)
 
 
 def _left(max_new: int | None, island: Island, spent_before: int) -> int | None:

@@ -1,0 +1,250 @@
+"""Semantic backpropagation: the random desired operator (RDO).
+
+Pawlak, Wieloch and Krawiec, "Semantic backpropagation for designing search operators
+in genetic programming" (IEEE TEVC 2015). For a parent, pick a node at random; carry
+the target outputs y from the root down to that node by inverting every operator on
+the path with the actual outputs of its other arguments (if the root is x + s, its
+first argument should output y - s; if that is sin(u), u should output arcsin(y - s)
+on the branch nearest u's present output; ...). Then put at the node the library
+subtree (or, in grammars with constants, the constant) whose outputs come closest to
+the desired ones on the rows where they are defined.
+
+Classic operators change a tree blindly; this one changes a subtree towards what the
+rest of the tree needs (on Nguyen-4 it supplies the missing polynomial terms; see
+docs/search.md for what it was measured to do). The library is the distinct subtrees
+of the population's best programs; their outputs and the parents' come from one
+kernel call per generation. Single-type grammars only (the inversions are for float
+operators).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..compiler import CompiledBatch, compile_batch
+from ..constraints import is_valid
+from ..evaluation import evaluate_features
+from ..grammar import Grammar
+from ..kernels.opcodes import EPS
+from ..program import CONST, Program
+
+TWO_PI = 2.0 * math.pi
+_TRIES = 4  # library candidates tried per child when the best breaks a constraint
+
+
+@dataclass(frozen=True)
+class Library:
+    """Distinct subtrees (where they come from) with their outputs on the rows the
+    operator works on; a subtree becomes a Program only when it is used."""
+
+    sources: list[tuple[Program, int]]  # (program, node)
+    outputs: np.ndarray  # (m, rows)
+    sizes: np.ndarray  # nodes
+    depths: np.ndarray  # edges
+
+    def subtree(self, j: int) -> Program:
+        program, node = self.sources[j]
+        return program.subtree(node)
+
+
+def applies_to(grammar: Grammar) -> bool:
+    """Whether RDO can run on this grammar: one type everywhere."""
+    return len(grammar.types) == 1
+
+
+def subtree_outputs(programs: Sequence[Program], XT: np.ndarray) -> list[np.ndarray]:
+    """For each program, the outputs of the subtree at every node, (size, rows): one
+    kernel call over slices of the programs' compiled codes."""
+    if not programs:
+        return []
+    batch = compile_batch(programs)
+    starts, stops, c_starts, c_stops = [], [], [], []
+    for k, p in enumerate(programs):
+        ends = np.asarray(p.layout[0], dtype=np.int64)
+        before = np.concatenate(([0], np.cumsum(np.asarray(p.codes) == CONST)))
+        nodes = np.arange(p.size)
+        starts.append(batch.code_offsets[k] + nodes)
+        stops.append(batch.code_offsets[k] + ends)
+        c_starts.append(batch.const_offsets[k] + before[nodes])
+        c_stops.append(batch.const_offsets[k] + before[ends])
+    codes, code_off = _slices(batch.codes, np.concatenate(starts), np.concatenate(stops))
+    consts, const_off = _slices(batch.consts, np.concatenate(c_starts), np.concatenate(c_stops))
+    subtrees = CompiledBatch(codes, code_off, consts, const_off, batch.n_features, batch.depth)
+    with np.errstate(all="ignore"):
+        out = evaluate_features(subtrees, XT)
+    return np.split(out, np.cumsum([p.size for p in programs])[:-1])
+
+
+def _slices(values: np.ndarray, starts: np.ndarray, stops: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """values[starts[j]:stops[j]] for every j, concatenated, with their offsets."""
+    lengths = stops - starts
+    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    idx = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return values[idx], offsets
+
+
+def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray]) -> Library:
+    """The distinct subtrees (by outputs; the smallest of equals) of `programs`, whose
+    subtree outputs are `outputs` (from subtree_outputs)."""
+    sources = [(p, i) for p in programs for i in range(p.size)]
+    if not sources:
+        return Library([], np.empty((0, 0)), np.empty(0, np.int64), np.empty(0, np.int64))
+    out = np.concatenate(outputs)
+    sizes = np.array([p.layout[0][i] - i for p, i in sources], dtype=np.int64)
+    finite = np.flatnonzero(np.all(np.isfinite(out), axis=1))
+    order = finite[np.argsort(sizes[finite], kind="stable")]
+    with np.errstate(all="ignore"):
+        _, first = np.unique(np.round(out[order], 12), axis=0, return_index=True)
+    keep = np.sort(order[first])
+    depths = []
+    for j in keep:
+        p, i = sources[j]
+        node_depths = p.layout[1]
+        depths.append(max(node_depths[i:p.layout[0][i]]) - node_depths[i])
+    return Library([sources[j] for j in keep], out[keep], sizes[keep],
+                   np.array(depths, dtype=np.int64))
+
+
+def invert(op: str, k: int, desired: np.ndarray, other: np.ndarray | None,
+           current: np.ndarray) -> np.ndarray | None:
+    """What argument k of `op` should output so that the node outputs `desired`, given
+    the other argument's outputs and argument k's present outputs (which pick the
+    branch of a many-valued inverse). NaN where no value works or any value does;
+    None for operators without an inverse here."""
+    d, s, c = desired, other, current
+    with np.errstate(all="ignore"):
+        if op == "add":
+            r = d - s
+        elif op == "sub":
+            r = d + s if k == 0 else s - d
+        elif op == "mul":
+            r = np.where(s != 0, d / s, np.nan)
+        elif op == "div":  # protected: |divisor| <= EPS gives 1
+            r = (np.where(np.abs(s) > EPS, d * s, np.nan) if k == 0
+                 else np.where(d != 0, s / d, np.nan))
+            if k == 1:
+                r = np.where(np.abs(r) > EPS, r, np.nan)
+        elif op == "neg":
+            r = -d
+        elif op == "exp":
+            r = np.where(d > 0, np.log(d), np.nan)
+        elif op == "log":  # protected: log|x|, so keep the present sign
+            r = np.copysign(np.exp(d), c)
+        elif op == "sqrt":  # protected: sqrt|x|
+            r = np.where(d >= 0, np.copysign(d * d, c), np.nan)
+        elif op == "square":
+            r = np.where(d >= 0, np.copysign(np.sqrt(d), c), np.nan)
+        elif op == "tanh":
+            r = np.where(np.abs(d) < 1, np.arctanh(d), np.nan)
+        elif op == "sin":
+            a = np.arcsin(np.where(np.abs(d) <= 1, d, np.nan))
+            r = _nearest(c, a, math.pi - a)
+        elif op == "cos":
+            a = np.arccos(np.where(np.abs(d) <= 1, d, np.nan))
+            r = _nearest(c, a, -a)
+        else:
+            return None
+    return np.where(np.isfinite(r), r, np.nan)
+
+
+def _nearest(current: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Of a + 2 pi k and b + 2 pi k, the value nearest `current`."""
+    ca = a + TWO_PI * np.round((current - a) / TWO_PI)
+    cb = b + TWO_PI * np.round((current - b) / TWO_PI)
+    return np.where(np.abs(ca - current) <= np.abs(cb - current), ca, cb)
+
+
+def desired_outputs(parent: Program, node: int, outputs: np.ndarray,
+                    y: np.ndarray) -> np.ndarray | None:
+    """The outputs node `node` of `parent` should have for the program to output y
+    (outputs: the parent's subtree outputs, (size, rows)); None when an operator on
+    the path has no inverse."""
+    g = parent.grammar
+    ends = parent.layout[0]
+    d = y.astype(np.float64, copy=True)
+    at = 0
+    while at != node:
+        op = g.primitives[parent.codes[at]].op
+        children, child = [], at + 1
+        for _ in range(g.arities[parent.codes[at]]):
+            children.append(child)
+            child = ends[child]
+        k = max(j for j, c in enumerate(children) if c <= node)
+        other = outputs[children[1 - k]] if len(children) == 2 else None
+        d = invert(op, k, d, other, outputs[children[k]])
+        if d is None:
+            return None
+        at = children[k]
+    return d
+
+
+def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
+              libraries: Sequence[Library], rng: np.random.Generator, max_size: int,
+              max_depth: int) -> Program | None:
+    """One RDO child of `parent`, or None when nothing better fits the chosen node."""
+    g = parent.grammar
+    node = int(rng.integers(1, parent.size)) if parent.size > 1 else 0
+    d = desired_outputs(parent, node, outputs, y)
+    if d is None:
+        return None
+    rows = np.isfinite(d)
+    if 2 * int(rows.sum()) < len(d):
+        return None
+    dv = d[rows]
+    with np.errstate(all="ignore"):
+        now = float(np.sum((outputs[node][rows] - dv) ** 2))
+    now = now if math.isfinite(now) else math.inf
+    end = parent.subtree_end(node)
+    room_size = max_size - (parent.size - (end - node))
+    room_depth = max_depth - parent.node_depth(node)
+    candidates: list[tuple[float, Program]] = []
+    for library in libraries:
+        fits = (library.sizes <= room_size) & (library.depths <= room_depth)
+        if not fits.any():
+            continue
+        with np.errstate(all="ignore"):
+            dist = np.sum((library.outputs[:, rows] - dv) ** 2, axis=1)
+        dist = np.where(fits & np.isfinite(dist), dist, np.inf)
+        for j in np.argsort(dist, kind="stable")[:_TRIES]:
+            if dist[j] < np.inf:
+                candidates.append((float(dist[j]), library.subtree(int(j))))
+    if g.constants.enabled and room_size >= 1:
+        value = float(np.mean(dv))
+        if math.isfinite(value):
+            candidates.append((float(np.sum((dv - value) ** 2)),
+                               Program._trusted(g, (CONST,), (value,))))
+    candidates.sort(key=lambda c: c[0])
+    for dist_j, sub in candidates:
+        if not dist_j < now * (1 - 1e-12):  # no better than what is there
+            break
+        child = _replace(parent, node, end, sub)
+        if is_valid(child):
+            return child
+    return None
+
+
+def _replace(parent: Program, node: int, end: int, sub: Program) -> Program:
+    c0 = parent.const_index(node)
+    c1 = c0 + parent.codes[node:end].count(CONST)
+    return Program._trusted(parent.grammar,
+                            parent.codes[:node] + sub.codes + parent.codes[end:],
+                            parent.consts[:c0] + sub.consts + parent.consts[c1:])
+
+
+def rdo_children(parents: Sequence[Program], library_programs: Sequence[Program],
+                 XT: np.ndarray, y: np.ndarray, rng: np.random.Generator, max_size: int,
+                 max_depth: int) -> list[Program | None]:
+    """RDO children of `parents` (None where the operator found nothing better), the
+    library made of the subtrees of `library_programs`. Subtree outputs of parents and
+    library come from one kernel call."""
+    everyone = list({id(p): p for p in [*library_programs, *parents]}.values())
+    outputs = dict(zip(map(id, everyone), subtree_outputs(everyone, XT), strict=True))
+    libraries = [build_library(library_programs, [outputs[id(p)] for p in library_programs])]
+    return [rdo_child(p, outputs[id(p)], y, libraries, rng, max_size, max_depth)
+            for p in parents]
