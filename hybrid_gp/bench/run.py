@@ -48,8 +48,11 @@ def problem_with_rows(rows: int, seed: int) -> Problem:
 def ours(problem: Problem, population: int, evaluations: int, threads: int,
          seed: int) -> tuple[float, int, int]:
     t0 = time.perf_counter()
+    # Plain GP on both sides: pyoperon's local search is off, and so are our restarts
+    # and semantic children (the Nguyen suite's defaults turn them on).
     res = run(problem, seed=seed, max_evaluations=evaluations, population_size=population,
-              time_budget=1e9, target_error=0.0, n_jobs=threads, max_size=50)
+              time_budget=1e9, target_error=0.0, n_jobs=threads, max_size=50,
+              restart_after=0, semantic_share=0.0)
     return time.perf_counter() - t0, res.stats["evaluations"], res.stats["children"]
 
 
