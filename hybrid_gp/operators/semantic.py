@@ -100,8 +100,11 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray]) ->
     finite = np.flatnonzero(np.all(np.isfinite(out), axis=1))
     order = finite[np.argsort(sizes[finite], kind="stable")]
     with np.errstate(all="ignore"):
-        _, first = np.unique(np.round(out[order], 12), axis=0, return_index=True)
-    keep = np.sort(order[first])
+        keys = np.round(out[order], 12)
+    seen: dict[bytes, int] = {}
+    for j, key in zip(order.tolist(), keys, strict=True):
+        seen.setdefault(key.tobytes(), j)  # the first in size order: the smallest
+    keep = np.sort(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
     depths = []
     for j in keep:
         p, i = sources[j]
@@ -196,7 +199,8 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
     rows = np.isfinite(d)
     if 2 * int(rows.sum()) < len(d):
         return None
-    dv = d[rows]
+    all_rows = bool(rows.all())
+    dv = d if all_rows else d[rows]
     with np.errstate(all="ignore"):
         now = float(np.sum((outputs[node][rows] - dv) ** 2))
     now = now if math.isfinite(now) else math.inf
@@ -208,10 +212,11 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
         fits = (library.sizes <= room_size) & (library.depths <= room_depth)
         if not fits.any():
             continue
+        outputs_at = library.outputs if all_rows else library.outputs[:, rows]
         with np.errstate(all="ignore"):
-            dist = np.sum((library.outputs[:, rows] - dv) ** 2, axis=1)
+            dist = np.sum((outputs_at - dv) ** 2, axis=1)
         dist = np.where(fits & np.isfinite(dist), dist, np.inf)
-        for j in np.argsort(dist, kind="stable")[:_TRIES]:
+        for j in _smallest(dist, _TRIES):
             if dist[j] < np.inf:
                 candidates.append((float(dist[j]), library.subtree(int(j))))
     if g.constants.enabled and room_size >= 1:
@@ -227,6 +232,16 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
         if is_valid(child):
             return child
     return None
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k smallest values, ties to the lower index: what
+    np.argsort(values, kind="stable")[:k] gives, without sorting everything."""
+    if len(values) <= k:
+        return np.argsort(values, kind="stable")
+    bound = np.partition(values, k - 1)[k - 1]
+    near = np.flatnonzero(values <= bound)
+    return near[np.argsort(values[near], kind="stable")][:k]
 
 
 def _replace(parent: Program, node: int, end: int, sub: Program) -> Program:
