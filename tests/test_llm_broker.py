@@ -494,70 +494,34 @@ def test_benchmark_classic_rate_with_a_slow_endpoint(population, generations):
     """Seconds for the same classic generations alone and with a 2 s-latency endpoint
     taking an LLM share of 0.1, interleaved three times; prints the median ratio of
     generations per second (the target is >= 0.8). Wall time on a shared machine is
-    noisy; process CPU time is printed beside it."""
-    import math
+    noisy; process CPU time is printed beside it. Plain GP on nguyen-12 (no restarts,
+    no semantic children, never solved), so both runs make every generation."""
     import statistics
 
-    from hybrid_gp.api import make_config
-    from hybrid_gp.llm.prompts import problem_summary
-    from hybrid_gp.search.engine import Engine
-
-    problem = hg.get_problem("nguyen-7")
     answer = exprs("x0 * x0 + sin(x0)", "x0 + x0", "exp(x0) - x0", "log(x0 + x0)", delay=2.0)
 
-    def feed(broker: Broker, engine: Engine) -> None:
-        generation = engine.state.counters.generations
-        broker.collect(generation)
-        if not broker.capacity():  # the usual case: build no prompt context
-            return
-        pop = engine.state.population
-        order = np.argsort(pop.errors)
-        ctx = PromptContext(
-            grammar=problem.grammar, n_features=problem.n_features, metric="mse",
-            k=broker.config.k, failures=broker.recent_failures(),
-            description=problem_summary(problem.n_features, 20, "mse"),
-            elites=tuple(ScoredProgram(pop.programs[i], float(pop.errors[i]),
-                                       pop.programs[i].complexity) for i in order[:5]))
-        want = math.ceil(0.1 * population / broker.config.k)
-        for j in range(min(want, broker.capacity())):
-            i = int(order[j])
-            parent = ScoredProgram(pop.programs[i], float(pop.errors[i]),
-                                   pop.programs[i].complexity)
-            broker.submit(llm_rewrite(parent, ctx, parent_id=i), generation)
-
     def timed(server: ScriptedServer | None) -> tuple[float, float, int]:
-        config = make_config("nguyen-7", seed=0, max_evaluations=10**9, time_budget=10**6,
-                             population_size=population)
-        engine = Engine(problem, config)
-        engine.initialise()
-        broker = None
-        if server is not None:
-            llm = llm_config(server.base_url, k=4, timeout=10.0, concurrency=4)
-            broker = Broker(llm, grammar=problem.grammar, n_features=problem.n_features,
-                            max_size=60, max_depth=12)
+        llm = (llm_config(server.base_url, rate=0.1, k=4, timeout=10.0, concurrency=4)
+               if server is not None else None)
         wall, cpu = time.perf_counter(), time.process_time()
-        for _ in range(generations):
-            if broker is not None:
-                feed(broker, engine)
-            engine.step()
+        res = hg.run("nguyen-12", seed=0, population_size=population, generations=generations,
+                     max_evaluations=None, time_budget=10**6, restart_after=0,
+                     semantic_share=0.0, llm=llm)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        joined = 0
-        if broker is not None:
-            joined = broker.stats()["llm_results"]
-            broker.close()
-        return wall, cpu, joined
+        assert res.stats["generations"] == generations
+        return wall, cpu, int(res.stats["llm_calls"])
 
     with ScriptedServer(default=answer) as server:
         timed(None)  # warm up
-        wall_ratios, cpu_ratios, joined = [], [], []
+        wall_ratios, cpu_ratios, calls = [], [], []
         for _ in range(3):
             alone = timed(None)
             with_llm = timed(server)
             wall_ratios.append(alone[0] / with_llm[0])
             cpu_ratios.append(alone[1] / with_llm[1])
-            joined.append(with_llm[2])
+            calls.append(with_llm[2])
     print(f"\npopulation {population}, {generations} generations: generations/s with LLM "
           f"over alone, median of 3: wall {statistics.median(wall_ratios):.3f} "
           f"{[round(r, 3) for r in wall_ratios]}, CPU {statistics.median(cpu_ratios):.3f}; "
-          f"LLM replies joined per block {joined}")
-    assert sum(joined) > 0
+          f"LLM calls per run {calls}")
+    assert all(c > 0 for c in calls)
