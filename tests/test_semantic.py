@@ -111,7 +111,7 @@ def test_rdo_puts_the_missing_piece_where_it_belongs():
     donors = [P("x1 * x1 - x0")]
     lib = build_library(donors, subtree_outputs(donors, XT))
     out = subtree_outputs([parent], XT)[0]
-    children = {str(rdo_child(parent, out, y, [lib], np.random.default_rng(s), 40, 12))
+    children = {str(rdo_child(parent, out, y, lib, np.random.default_rng(s), 40, 12))
                 for s in range(30)}
     assert "x0 * x0 + x1 * x1" in children
     for text in children - {"None"}:
@@ -127,7 +127,7 @@ def test_rdo_fits_a_constant_where_the_grammar_has_constants():
     y = X[:, 0] ** 2 + 2.5
     out = subtree_outputs([parent], XT)[0]
     lib = build_library([parent], [out])
-    children = [rdo_child(parent, out, y, [lib], np.random.default_rng(s), 40, 12)
+    children = [rdo_child(parent, out, y, lib, np.random.default_rng(s), 40, 12)
                 for s in range(30)]
     fitted = [c for c in children if c is not None and str(c) == "x0 * x0 + 2.5"]
     assert fitted  # the seeds that pick node 4 (x1) fit the constant 2.5 there
@@ -141,7 +141,7 @@ def test_rdo_respects_the_size_limit_and_the_grammar_constraints():
     lib = build_library(donors, subtree_outputs(donors, XT))
     out = subtree_outputs([parent], XT)[0]
     for s in range(20):
-        child = rdo_child(parent, out, y, [lib], np.random.default_rng(s), 4, 12)
+        child = rdo_child(parent, out, y, lib, np.random.default_rng(s), 4, 12)
         assert child is None or (child.size <= 4 and "sin(cos" not in str(child))
 
 

@@ -30,7 +30,7 @@ from ..constraints import is_valid
 from ..evaluation import evaluate_features
 from ..grammar import Grammar
 from ..kernels.opcodes import EPS
-from ..program import CONST, Program
+from ..program import CONST, Program, replace_subtree
 
 TWO_PI = 2.0 * math.pi
 _TRIES = 4  # library candidates tried per child when the best breaks a constraint
@@ -187,9 +187,8 @@ def desired_outputs(parent: Program, node: int, outputs: np.ndarray,
     return d
 
 
-def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
-              libraries: Sequence[Library], rng: np.random.Generator, max_size: int,
-              max_depth: int) -> Program | None:
+def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Library,
+              rng: np.random.Generator, max_size: int, max_depth: int) -> Program | None:
     """One RDO child of `parent`, or None when nothing better fits the chosen node."""
     g = parent.grammar
     node = int(rng.integers(1, parent.size)) if parent.size > 1 else 0
@@ -208,10 +207,8 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
     room_size = max_size - (parent.size - (end - node))
     room_depth = max_depth - parent.node_depth(node)
     candidates: list[tuple[float, Program]] = []
-    for library in libraries:
-        fits = (library.sizes <= room_size) & (library.depths <= room_depth)
-        if not fits.any():
-            continue
+    fits = (library.sizes <= room_size) & (library.depths <= room_depth)
+    if fits.any():
         outputs_at = library.outputs if all_rows else library.outputs[:, rows]
         with np.errstate(all="ignore"):
             dist = np.sum((outputs_at - dv) ** 2, axis=1)
@@ -228,7 +225,7 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray,
     for dist_j, sub in candidates:
         if not dist_j < now * (1 - 1e-12):  # no better than what is there
             break
-        child = _replace(parent, node, end, sub)
+        child = replace_subtree(parent, node, sub)
         if is_valid(child):
             return child
     return None
@@ -244,14 +241,6 @@ def _smallest(values: np.ndarray, k: int) -> np.ndarray:
     return near[np.argsort(values[near], kind="stable")][:k]
 
 
-def _replace(parent: Program, node: int, end: int, sub: Program) -> Program:
-    c0 = parent.const_index(node)
-    c1 = c0 + parent.codes[node:end].count(CONST)
-    return Program._trusted(parent.grammar,
-                            parent.codes[:node] + sub.codes + parent.codes[end:],
-                            parent.consts[:c0] + sub.consts + parent.consts[c1:])
-
-
 def rdo_children(parents: Sequence[Program], library_programs: Sequence[Program],
                  XT: np.ndarray, y: np.ndarray, rng: np.random.Generator, max_size: int,
                  max_depth: int) -> list[Program | None]:
@@ -260,6 +249,6 @@ def rdo_children(parents: Sequence[Program], library_programs: Sequence[Program]
     library come from one kernel call."""
     everyone = list({id(p): p for p in [*library_programs, *parents]}.values())
     outputs = dict(zip(map(id, everyone), subtree_outputs(everyone, XT), strict=True))
-    libraries = [build_library(library_programs, [outputs[id(p)] for p in library_programs])]
-    return [rdo_child(p, outputs[id(p)], y, libraries, rng, max_size, max_depth)
+    library = build_library(library_programs, [outputs[id(p)] for p in library_programs])
+    return [rdo_child(p, outputs[id(p)], y, library, rng, max_size, max_depth)
             for p in parents]

@@ -18,7 +18,7 @@ import numpy as np
 from ..compiler import compile_batch
 from ..evaluation import evaluate_features
 from ..generate import ramped_half_and_half
-from ..operators.portfolio import Portfolio, VariationContext
+from ..operators.portfolio import Brood, Portfolio, VariationContext
 from ..problem import Dataset, Problem
 from ..program import Program
 from .archive import Archive
@@ -205,7 +205,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
 SEMANTIC_ROWS = 256  # training rows (evenly spaced) semantic backpropagation works on
 
 
-def _semantic_children(island: Island, problem: Problem, s: IslandSettings, brood: Any,
+def _semantic_children(island: Island, problem: Problem, s: IslandSettings, brood: Brood,
                        first: np.ndarray) -> None:
     """Replace brood children 0..len(first)-1 by RDO children of their first parents
     (operators/semantic.py); where RDO finds nothing better, the classic child stays."""
