@@ -217,10 +217,11 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Libr
             if dist[j] < np.inf:
                 candidates.append((float(dist[j]), library.subtree(int(j))))
     if g.constants.enabled and room_size >= 1:
-        value = float(np.mean(dv))
-        if math.isfinite(value):
-            candidates.append((float(np.sum((dv - value) ** 2)),
-                               Program._trusted(g, (CONST,), (value,))))
+        with np.errstate(all="ignore"):
+            value = float(np.mean(dv))
+            spread = float(np.sum((dv - value) ** 2))
+        if math.isfinite(value) and math.isfinite(spread):
+            candidates.append((spread, Program._trusted(g, (CONST,), (value,))))
     candidates.sort(key=lambda c: c[0])
     for dist_j, sub in candidates:
         if not dist_j < now * (1 - 1e-12):  # no better than what is there
