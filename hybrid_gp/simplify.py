@@ -85,12 +85,17 @@ def _has_variables(node: _Node) -> bool:
     return node.code < -1 or any(_has_variables(c) for c in node.children)
 
 
-def _constant_value(node: _Node, g: Grammar) -> float:
+def _outputs(node: _Node, g: Grammar, XT: np.ndarray) -> np.ndarray:
+    """The kernels' outputs of the subtree `node` on feature-major XT."""
     codes: list[int] = []
     consts: list[float] = []
     _emit(node, codes, consts)
     batch = compile_batch([Program._trusted(g, tuple(codes), tuple(consts))])
-    return float(evaluate_features(batch, np.zeros((0, 1)))[0, 0])
+    return evaluate_features(batch, XT)[0]
+
+
+def _constant_value(node: _Node, g: Grammar) -> float:
+    return float(_outputs(node, g, np.zeros((0, 1)))[0])
 
 
 def _constant(g: Grammar, value: float, ret_type: str) -> _Node | None:
@@ -128,7 +133,7 @@ def _simplify(node: _Node, g: Grammar) -> _Node:
     return node
 
 
-_GUARDED_ARG = {"log": 0, "sqrt": 0, "pow": 0}  # op -> the argument read through |.|
+_GUARDED = frozenset({"log", "sqrt", "pow"})  # their first argument is read through |.|
 
 
 def orient_guards(program: Program, X: np.ndarray) -> Program:
@@ -139,7 +144,7 @@ def orient_guards(program: Program, X: np.ndarray) -> Program:
     changes is the plain reading a person or sympy gives the formula, where log(-u) is
     complex. Reports apply it; the search does not need it."""
     g = program.grammar
-    if not any(g.has_op(op) for op in _GUARDED_ARG):
+    if not any(g.has_op(op) for op in _GUARDED):
         return program
     tree = _to_tree(program)
     XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
@@ -155,25 +160,20 @@ def _orient(node: _Node, g: Grammar, XT: np.ndarray) -> bool:
     changed = False
     for child in node.children:
         changed |= _orient(child, g, XT)
-    if node.code < 0 or g.primitives[node.code].op not in _GUARDED_ARG:
+    if node.code < 0 or g.primitives[node.code].op not in _GUARDED:
         return changed
-    k = _GUARDED_ARG[g.primitives[node.code].op]
-    arg = node.children[k]
+    arg = node.children[0]
     while arg.code >= 0 and g.primitives[arg.code].op == "neg":
         arg, changed = arg.children[0], True
     if (arg.code >= 0 and g.primitives[arg.code].op == "sub"
             and _mostly_negative(arg, g, XT)):
         arg.children.reverse()
         changed = True
-    node.children[k] = arg
+    node.children[0] = arg
     return changed
 
 
 def _mostly_negative(node: _Node, g: Grammar, XT: np.ndarray) -> bool:
-    codes: list[int] = []
-    consts: list[float] = []
-    _emit(node, codes, consts)
-    batch = compile_batch([Program._trusted(g, tuple(codes), tuple(consts))])
-    out = evaluate_features(batch, XT)[0]
+    out = _outputs(node, g, XT)
     finite = out[np.isfinite(out)]
     return bool(len(finite)) and int(np.count_nonzero(finite < 0)) * 2 > len(finite)
