@@ -81,6 +81,7 @@ def fit_scaling(programs: Sequence[Program] | CompiledBatch, XT: np.ndarray,
         raise DataError("cannot scale programs on zero rows")
     y = np.ascontiguousarray(y, dtype=np.float64)
     arrays = batch.arrays(XT.dtype)
+    n_jobs = resolve_jobs(n_jobs)  # never more threads than numba was started with
     if n_jobs > 1 and batch.n_programs > 1:
         numba.set_num_threads(n_jobs)
         ks.scale_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth)

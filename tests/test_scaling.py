@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -92,3 +96,22 @@ def test_parallel_and_serial_kernels_agree(full, rng):
 def test_zero_rows_are_refused():
     with pytest.raises(DataError):
         fit_scaling([hg.Program.parse("x0")], np.empty((1, 0)), np.empty(0))
+
+
+def test_more_jobs_than_numba_threads_are_clamped_not_an_error():
+    """A user whose environment pins NUMBA_NUM_THREADS=1 and asks for n_jobs=2 gets one
+    thread, not numba's "number of threads must be between 1 and 1"."""
+    script = (
+        "import numpy as np, hybrid_gp as hg\n"
+        "from hybrid_gp.evaluation import as_features\n"
+        "from hybrid_gp.fitting import fit_scaling\n"
+        "X = np.linspace(-1, 1, 40).reshape(-1, 2)\n"
+        "ps = [hg.Program.parse('x0 * x1'), hg.Program.parse('x0 + x1')]\n"
+        "a, b, mse = fit_scaling(ps, as_features(X, np.dtype(np.float64)), X[:, 0], n_jobs=2)\n"
+        "assert np.isfinite(mse).all()\n"
+        "print('ok')\n")
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
