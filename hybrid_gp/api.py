@@ -5,6 +5,7 @@ The CLI and the estimator are thin faces over `run_config` and `resume`.
 
 from __future__ import annotations
 
+import difflib
 import math
 import signal
 import threading
@@ -59,12 +60,30 @@ def make_config(problem: str, seed: int = 0, max_evaluations: int | None = None,
     _check_budget("time_budget", time_budget, (int, float))
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    check_search_names(search)
     try:
         return RunConfig(problem=problem, seed=int(seed), n_jobs=n_jobs, search=SearchConfig(
             max_evaluations=max_evaluations,
             time_budget=None if time_budget is None else float(time_budget), **search))
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
+
+
+def search_settings() -> list[str]:
+    """The names SearchConfig accepts (hg.run's keyword arguments beyond its own)."""
+    return [str(k) for k in SearchConfig.__schema__.fields]
+
+
+def check_search_names(search: dict[str, Any]) -> None:
+    """Refuse an unknown search setting, naming the nearest valid one (a misspelling
+    would otherwise surface as pyglove's message about SearchConfig.__init__)."""
+    valid = search_settings()
+    for name in search:
+        if name not in valid:
+            near = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise ConfigError(f"unknown search setting {name!r}; {hint}valid settings: "
+                              f"{', '.join(valid)}")
 
 
 def _check_budget(name: str, value: Any, types: Any) -> None:

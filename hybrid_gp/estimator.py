@@ -31,13 +31,18 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
     Fitted attributes: `program_` (the chosen Program), `pareto_front_` (list of
     (complexity, error, Program), simplest first), `run_` (the RunResult),
     `n_features_in_`, `feature_names_in_` (when X has column names).
+
+    `search` takes any other setting `hg.run` takes as a keyword (a dict such as
+    {"selection": "lexicase", "islands": 4, "fit_share": 0.2}; the list is
+    hybrid_gp.api.search_settings()); the budget and size settings above are set
+    through their own parameters.
     """
 
     def __init__(self, *, grammar: str = "full", population_size: int = 500,
                  max_evaluations: int | None = 100_000, time_budget: float | None = None,
                  generations: int | None = None, max_depth: int = 12, max_size: int = 60,
                  random_state: int | np.random.Generator | None = None, n_jobs: int = 1,
-                 llm: Any = None):
+                 llm: Any = None, search: dict[str, Any] | None = None):
         self.grammar = grammar
         self.population_size = population_size
         self.max_evaluations = max_evaluations
@@ -48,6 +53,7 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.llm = llm
+        self.search = search
 
     def fit(self, X: Any, y: Any) -> SymbolicRegressor:
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
@@ -56,7 +62,8 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
                         time_budget=self.time_budget, max_depth=self.max_depth,
                         max_size=self.max_size, target_error=0.0)
         problem = Problem.from_data(X, y, grammar=self.grammar, budget=budget)
-        config = make_config(problem.name, _seed(self.random_state), n_jobs=self.n_jobs)
+        config = make_config(problem.name, _seed(self.random_state), n_jobs=self.n_jobs,
+                             **_search_settings(self.search))
         if self.llm is not None:
             if not isinstance(self.llm, LLMConfig):
                 raise ConfigError(f"llm must be a hybrid_gp.LLMConfig, got "
@@ -87,6 +94,25 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+_OWN = ("population_size", "max_evaluations", "generations", "time_budget", "max_depth",
+        "max_size")
+
+
+def _search_settings(search: Any) -> dict[str, Any]:
+    """The `search` parameter checked: a dict of search settings other than the ones
+    the estimator has parameters for."""
+    if search is None:
+        return {}
+    if not isinstance(search, dict):
+        raise ConfigError(f"search must be a dict of search settings, got "
+                          f"{type(search).__name__}")
+    for name in search:
+        if name in _OWN:
+            raise ConfigError(f"set {name} with SymbolicRegressor({name}=...), not "
+                              f"through search")
+    return dict(search)
 
 
 def _seed(random_state: int | np.random.Generator | np.random.RandomState | None) -> int:

@@ -15,7 +15,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import hybrid_gp as hg
-from hybrid_gp.errors import DataError
+from hybrid_gp.errors import ConfigError, DataError
 
 
 def tiny(**kw) -> hg.SymbolicRegressor:
@@ -122,6 +122,30 @@ def test_a_generator_as_random_state_is_accepted_and_reproducible(data):
     a = tiny(random_state=np.random.default_rng(5)).fit(X, y)
     b = tiny(random_state=np.random.default_rng(5)).fit(X, y)
     assert a.program_ == b.program_
+
+
+def test_search_settings_reach_the_run(data):
+    X, y = data
+    est = tiny(search={"selection": "lexicase", "islands": 2, "migration_interval": 3})
+    search = est.fit(X, y).run_.config.search
+    assert (search.selection, search.islands, search.migration_interval) == ("lexicase", 2, 3)
+    assert est.get_params()["search"] == {"selection": "lexicase", "islands": 2,
+                                          "migration_interval": 3}
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"islandz": 2}, "unknown search setting 'islandz'; did you mean 'islands'"),
+        ({"population_size": 10}, r"set population_size with SymbolicRegressor\(population"),
+        ([("islands", 2)], "search must be a dict of search settings, got list"),
+        ({"selection": "best"}, "selection"),
+    ],
+)
+def test_bad_search_settings_are_refused_by_fit(data, search, message):
+    X, y = data
+    with pytest.raises(ConfigError, match=message):
+        tiny(search=search).fit(X, y)
 
 
 # ---------------------------------------------------------------------- bad input

@@ -81,6 +81,10 @@ def test_a_run_without_out_dir_writes_nothing(tmp_path, monkeypatch):
         ({"max_evaluations": -5}, ConfigError, "max_evaluations must be a positive number"),
         ({"time_budget": 0}, ConfigError, "time_budget must be a positive number"),
         ({"seed": -1}, ConfigError, "seed must be an integer >= 0"),
+        ({"populaton_size": 30}, ConfigError,
+         "unknown search setting 'populaton_size'; did you mean 'population_size'"),
+        ({"zzz": 1}, ConfigError, "unknown search setting 'zzz'; valid settings: "
+                                  "population_size, max_evaluations"),
     ],
 )
 def test_bad_run_arguments_are_refused(kwargs, error, message):
