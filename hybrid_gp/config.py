@@ -86,6 +86,11 @@ class SearchConfig(pg.Object):
     semantic_library: pg.typing.Annotated[pg.typing.Int(min_value=1),
                                           "best programs whose distinct subtrees form the "
                                           "semantic library"] = 50
+    retry_unchanged: pg.typing.Annotated[
+        pg.typing.Int(min_value=0),
+        "times a classic child that computes the same function as its parent (or, for "
+        "crossover, either parent) is bred again before it is scored (0: never; needs "
+        "the equivalence cache)"] = 0
     mutation_depth: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "depth of subtrees grown by mutation"] = 4
     operators: OperatorRates = OperatorRates()

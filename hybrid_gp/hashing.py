@@ -255,6 +255,22 @@ class EquivalenceCache:
     def __len__(self) -> int:
         return len(self._functional)
 
+    def keys_of(self, programs: Sequence[Program], n_jobs: int = 1) -> list[int]:
+        """The functional key `score` would give each program, without scoring or
+        counting anything: a known structure's key from the table, the rest from one
+        kernel call on the probe."""
+        if not programs:
+            return []
+        batch = compile_batch(programs)
+        skeys = [a << 64 | b for a, b in structural_key_array(batch).tolist()]
+        keys = [self._structural.get(sk) for sk in skeys]
+        unknown = [i for i, k in enumerate(keys) if k is None]
+        if unknown:
+            for i, fk in zip(unknown, self.fingerprints(batch.take(unknown), n_jobs),
+                             strict=True):
+                keys[i] = fk
+        return keys  # type: ignore[return-value]
+
     def score(self, scorer: Scorer, programs: Sequence[Program],
               max_new: int | None = None) -> ScoreResult:
         """Errors for `programs`, evaluating only functions the cache has not seen (and

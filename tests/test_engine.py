@@ -400,3 +400,48 @@ def test_restart_settings_default_to_the_problem_and_are_checked():
     bad = get_problem("nguyen-1").with_budget(restart_keep="half")
     with pytest.raises(ConfigError, match="restart_keep"):
         Settings.resolve(RunConfig(problem="nguyen-1"), bad)
+
+
+# ---------------------------------------------------------------------- retry unchanged
+
+
+def test_a_child_computing_its_parents_function_is_bred_again():
+    from hybrid_gp.search.island import _retry_unchanged
+
+    engine = Engine(hg.get_problem(PROBLEM), config(islands=1, retry_unchanged=8))
+    engine.initialise()
+    island = engine.state.islands[0]
+    pop, s = island.population, engine.settings.island
+    first = np.arange(6, dtype=np.int64)
+    second = first[::-1].copy()
+    brood = island.portfolio.breed(pop.programs, first, second, island.rng, engine.context)
+    # Children 0 and 1 compute their parent's function (a failed variation's copy, a
+    # point mutation that changed nothing); child 2 is a copy too, but not a classic
+    # child (an immigrant), so it stays.
+    brood.children[0], brood.operators[0], brood.parents[0] = pop.programs[0], "copy", (0,)
+    brood.children[1], brood.operators[1], brood.parents[1] = pop.programs[1], "point", (1,)
+    brood.children[2], brood.operators[2], brood.parents[2] = pop.programs[2], "immigrant", ()
+    _retry_unchanged(island, s, engine.context, brood, first, second)
+    keys = island.scorer.cache.keys_of(brood.children)
+    for i in (0, 1):
+        assert keys[i] not in {pop.keys[p] for p in brood.parents[i]}
+        assert brood.parents[i][0] == first[i]  # bred again from the same parents
+    assert brood.children[2] is pop.programs[2] and brood.operators[2] == "immigrant"
+    assert island.counters.retried >= 2
+
+
+def test_runs_with_retries_are_repeatable_and_count_them():
+    a = run_config(config(retry_unchanged=3))
+    b = run_config(config(retry_unchanged=3))
+    assert a.stats["retried"] > 0
+    assert str(a.best) == str(b.best) and a.stats["evaluations"] == b.stats["evaluations"]
+    assert a.stats["retried"] == b.stats["retried"]
+    assert run_config(config()).stats["retried"] == 0
+
+
+def test_retries_need_the_cache():
+    cfg = config(retry_unchanged=2).clone(override={"cache.enabled": False})
+    from hybrid_gp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="retry_unchanged compares functional keys"):
+        run_config(cfg)

@@ -489,3 +489,15 @@ def test_cache_stats_add_up(problem):
     assert s.hits == s.structural_hits + s.functional_hits + s.batch_duplicates
     assert s.hits + s.evaluations == s.lookups
     assert s.as_dict()["hit_rate"] == pytest.approx(s.hits / s.lookups, abs=1e-6)
+
+
+def test_keys_of_gives_the_keys_score_gives_and_counts_nothing(problem):
+    cache, scorer = cache_for(problem)
+    progs = [P("x0 * x0 + x1"), P("x1 + x0 * x0"), P("sin(x2)"), P("x2 - x2")]
+    before = cache.keys_of(progs)  # nothing known yet: all from the probe
+    assert cache.stats.lookups == 0 and len(cache) == 0
+    scored = cache.score(scorer, progs)
+    stats = cache.stats.as_dict()
+    assert cache.keys_of(progs) == before == scored.keys  # now partly from the table
+    assert cache.stats.as_dict() == stats
+    assert before[0] == before[1] != before[2]

@@ -70,6 +70,7 @@ class Settings:
     restart_keep: str
     semantic_share: float
     semantic_library: int
+    retry_unchanged: int
     simplify_every: int
     fit_share: float
     fit_scaling: bool
@@ -112,6 +113,7 @@ class Settings:
             semantic_share=(pick(s.semantic_share, b.semantic_share)
                             if problem.kind == "regression" else 0.0),
             semantic_library=s.semantic_library,
+            retry_unchanged=s.retry_unchanged,
             simplify_every=s.simplify_every,
             fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
                        if problem.kind == "regression" else 0.0),
@@ -127,6 +129,10 @@ class Settings:
         )
         settings.check()
         settings.check_fitting(problem)
+        if settings.retry_unchanged and not config.cache.enabled:
+            raise ConfigError("search.retry_unchanged compares functional keys, which the "
+                              "equivalence cache computes: set cache.enabled=True or "
+                              "search.retry_unchanged=0")
         return settings
 
     def check(self) -> None:
@@ -461,6 +467,7 @@ class Engine:
             "generations": st.generation,
             "children": sum(i.counters.children for i in st.islands),
             "variation_fallbacks": sum(i.counters.variation_fallbacks for i in st.islands),
+            "retried": sum(i.counters.retried for i in st.islands),
             "fitted": sum(i.counters.fitted for i in st.islands),
             "fit_passes": sum(i.counters.fit_passes for i in st.islands),
             **llm,

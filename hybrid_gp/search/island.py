@@ -18,6 +18,7 @@ import numpy as np
 from ..compiler import compile_batch
 from ..evaluation import evaluate_features
 from ..generate import ramped_half_and_half
+from ..operators.batch import KERNEL_NAMES
 from ..operators.portfolio import Brood, Portfolio, VariationContext
 from ..problem import Dataset, Problem
 from ..program import Program
@@ -41,6 +42,7 @@ class IslandCounters:
     cache_hits: int = 0
     children: int = 0
     variation_fallbacks: int = 0
+    retried: int = 0  # children bred again because they computed a parent's function
     fitted: int = 0  # children whose constants LM improved
     fit_passes: int = 0  # passes over the training rows spent fitting
 
@@ -104,6 +106,7 @@ class IslandSettings:
     restart_keep: str = "front"
     semantic_share: float = 0.0
     semantic_library: int = 50
+    retry_unchanged: int = 0
     simplify_every: int = 0
 
 
@@ -161,6 +164,8 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     n_semantic = min(round(s.semantic_share * n_children), n_children - n_new)
     if n_semantic:  # semantic children replace the first children of the brood
         _semantic_children(island, problem, s, brood, first[:n_semantic])
+    if s.retry_unchanged:
+        _retry_unchanged(island, s, ctx, brood, first, second)
     scored = island.scorer.score(brood.children, max_new)
     if s.fit_share > 0:
         _fit_children(island, problem, s, brood.children, scored, max_new)
@@ -224,6 +229,36 @@ def _semantic_children(island: Island, problem: Problem, s: IslandSettings, broo
             brood.children[i] = child
             brood.operators[i] = "semantic"
             brood.parents[i] = (int(first[i]),)
+
+
+CLASSIC = frozenset(KERNEL_NAMES.values())  # the batch breeder's operators and "copy"
+
+
+def _retry_unchanged(island: Island, s: IslandSettings, ctx: VariationContext, brood: Brood,
+                     first: np.ndarray, second: np.ndarray) -> None:
+    """Breed again, up to s.retry_unchanged times, the classic children whose
+    functional key is a parent's: such a child would cost nothing (a cache hit) and
+    teach nothing. All suspects of a round are keyed in one call on the probe and
+    re-bred in one kernel call; what is still unchanged after the last round stays."""
+    cache = island.scorer.cache
+    pop = island.population
+    todo = [i for i, name in enumerate(brood.operators) if name in CLASSIC]
+    for _ in range(s.retry_unchanged):
+        if not todo:
+            return
+        keys = cache.keys_of([brood.children[i] for i in todo], island.scorer.n_jobs)
+        todo = [i for i, key in zip(todo, keys, strict=True)
+                if any(pop.keys[p] == key for p in brood.parents[i])]
+        if not todo:
+            return
+        idx = np.asarray(todo, dtype=np.int64)
+        again = island.portfolio.breed(pop.programs, first[idx], second[idx], island.rng, ctx)
+        island.counters.variation_fallbacks += again.fallbacks
+        island.counters.retried += len(todo)
+        for k, i in enumerate(todo):
+            brood.children[i] = again.children[k]
+            brood.operators[i] = again.operators[k]
+            brood.parents[i] = again.parents[k]
 
 
 def _left(max_new: int | None, island: Island, spent_before: int) -> int | None:
