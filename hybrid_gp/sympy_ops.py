@@ -76,14 +76,20 @@ class SympyOp:
 
 
 def _plain_unless_numeric(plain: Callable[..., sp.Basic], protected: Callable[..., sp.Basic],
-                          guarded: int) -> Callable[..., sp.Basic]:
+                          guarded: int, by_sign: bool) -> Callable[..., sp.Basic]:
     """The plain reading, except when the guarded argument (the divisor, the argument of
     log or sqrt, the base of pow) is a number: then the protected reading gives the
-    value the kernels compute (log(x0 - x0) is 0 and x0 / (x0 - x0) is 1, never zoo)."""
+    value the kernels compute (log(x0 - x0) is 0 and x0 / (x0 - x0) is 1, never zoo).
+    Operators read through |.| (`by_sign`) get the argument negated when sympy can
+    tell it is never positive, since |a| = -a there: sqrt(-x0**2) reads sqrt(x0**2),
+    which is |x0|, not I*|x0|."""
 
     def build(*args: sp.Basic) -> sp.Basic:
-        if getattr(args[guarded], "is_number", False):
+        arg = args[guarded]
+        if getattr(arg, "is_number", False):
             return protected(*args)
+        if by_sign and getattr(arg, "is_nonpositive", None) is True:
+            return plain(*args[:guarded], -arg, *args[guarded + 1:])
         return plain(*args)
 
     return build
@@ -132,5 +138,6 @@ SYMPY_BUILDERS: dict[str, SympyOp] = {
 # Guarded operations read plainly, but numeric arguments get the kernels' value.
 for _name, _arg in (("div", 1), ("inv", 0), ("sqrt", 0), ("log", 0), ("pow", 0)):
     _op = SYMPY_BUILDERS[_name]
-    SYMPY_BUILDERS[_name] = SympyOp(_plain_unless_numeric(_op.plain, _op.protected, _arg),
-                                    _op.protected)
+    SYMPY_BUILDERS[_name] = SympyOp(
+        _plain_unless_numeric(_op.plain, _op.protected, _arg, _name in ("sqrt", "log", "pow")),
+        _op.protected)

@@ -118,6 +118,26 @@ def test_plain_sympy_is_the_formula_a_person_writes():
     assert p.to_sympy(protected=True).has(sp.Piecewise, sp.Abs)
 
 
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [("sqrt(neg(x0 * x0))", "Abs(x0)"), ("log(neg(x0 * x0))", "log(x0**2)"),
+     ("neg(square(x0)) ** x1", "Abs(x0)**(2*x1)")],
+)
+def test_a_guarded_argument_that_is_never_positive_reads_as_its_absolute_value(text, plain):
+    """sqrt, log and pow read their argument through |.|; where sympy can tell it is
+    never positive, the plain reading negates it instead of going complex."""
+    p = Program.parse(text, grammar="full")
+    expr = sp.simplify(p.to_sympy())
+    assert not expr.has(sp.I)
+    assert str(expr) == plain
+    X = inputs(np.random.default_rng(0), 0.05, 3.0)
+    assert_agree(p.evaluate(X), sympy_values(expr, X), stable_rows(p, X), text)
+
+
+def test_a_guarded_argument_of_unknown_sign_keeps_its_plain_reading():
+    assert str(Program.parse("sqrt(neg(x0))", grammar="full").to_sympy()) == "sqrt(-x0)"
+
+
 @given(programs("full", 4, N))
 @SOME
 def test_from_sympy_of_to_sympy_computes_the_same_function(p):
