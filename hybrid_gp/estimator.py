@@ -83,9 +83,18 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         return self.program_.evaluate(X)
 
     def sympy(self) -> sp.Expr:
-        """The chosen program as a simplified sympy expression."""
+        """The chosen program as a simplified sympy expression, in the column names of
+        the X it was fitted on when X had them (x0, x1, ... otherwise)."""
         check_is_fitted(self, "program_")
-        return readable_sympy(self.program_)
+        expr = readable_sympy(self.program_)
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            return expr
+        rename = {}
+        for s in expr.free_symbols:
+            if s.name[:1] == "x" and s.name[1:].isdigit() and int(s.name[1:]) < len(names):
+                rename[s] = sp.Symbol(str(names[int(s.name[1:])]), real=True)
+        return expr.xreplace(rename)
 
     def latex(self) -> str:
         return sp.latex(self.sympy())

@@ -89,6 +89,22 @@ def test_sympy_and_latex_describe_the_chosen_program(fitted, data):
                                atol=1e-6)
 
 
+def test_sympy_speaks_the_column_names_of_a_dataframe(data):
+    import pandas as pd
+
+    X, y = data
+    frame = pd.DataFrame(X, columns=["x1", "mass"])  # a name that is another x_i, too
+    est = hg.SymbolicRegressor(grammar="koza", population_size=60, max_evaluations=1500,
+                               random_state=0).fit(frame, y)
+    plain = hg.SymbolicRegressor(grammar="koza", population_size=60, max_evaluations=1500,
+                                 random_state=0).fit(X, y)
+    x0, x1 = sp.Symbol("x0", real=True), sp.Symbol("x1", real=True)
+    renamed = plain.sympy().xreplace({x0: sp.Symbol("x1", real=True),
+                                      x1: sp.Symbol("mass", real=True)})
+    assert est.sympy() == renamed
+    assert "mass" in est.latex()
+
+
 def test_sympy_of_a_formula_with_constants(data):
     X, y = data
     est = hg.SymbolicRegressor(population_size=40, max_evaluations=400,
