@@ -262,7 +262,7 @@ class EquivalenceCache:
         if not programs:
             return []
         batch = compile_batch(programs)
-        skeys = [a << 64 | b for a, b in structural_key_array(batch).tolist()]
+        skeys = _table_keys(batch)
         keys = [self._structural.get(sk) for sk in skeys]
         unknown = [i for i, k in enumerate(keys) if k is None]
         if unknown:
@@ -284,7 +284,7 @@ class EquivalenceCache:
             return ScoreResult(errors, 0, 0, [])
         self.stats.lookups += n
         batch = compile_batch(programs)
-        skeys = [a << 64 | b for a, b in structural_key_array(batch).tolist()]
+        skeys = _table_keys(batch)
         fkeys: list[int] = [0] * n
         hits: list[int] = []
         pending: list[int] = []
@@ -385,6 +385,11 @@ class EquivalenceCache:
         self._structural.move_to_end(sk)
         while len(self._structural) > self.capacity:
             self._structural.popitem(last=False)
+
+
+def _table_keys(batch: CompiledBatch) -> list[int]:
+    """The structural keys of a batch as the 128-bit ints the structural table holds."""
+    return [a << 64 | b for a, b in structural_key_array(batch).tolist()]
 
 
 def _close(a: float, b: float, rtol: float) -> bool:
