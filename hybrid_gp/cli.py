@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .argtypes import OneLineParser, non_negative_int, positive_float, positive_int
+from .argtypes import OneLineParser, folder, non_negative_int, positive_float, positive_int
 from .errors import RunInterrupted, UserError
 
 
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-evals", type=positive_int, default=None,
                    help="real evaluations (cache hits are free)")
     p.add_argument("--time-budget", type=positive_float, default=None, help="wall seconds")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=folder, default=None,
                    help="run directory (default runs/PROBLEM-sSEED-TIME)")
     p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")
     p.add_argument("--llm-model", help="add LLM operators using this model")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_gp.errors import UnknownNameError, UserError
+from hybrid_gp.errors import RunInterrupted, UnknownNameError, UserError
 from hybrid_gp.experiments import (
     EXPERIMENTS,
     _int_list,
@@ -79,13 +79,33 @@ def test_the_printed_command_repeats_non_default_choices():
         "hybrid-gp experiment ufh --scale smoke")
 
 
-def test_ledger_keeps_finished_runs_only_when_resuming_the_same_settings(tmp_path):
+def test_ledger_resume_keeps_finished_runs_and_refuses_other_settings(tmp_path):
     path = tmp_path / "x.runs.jsonl"
     RunLedger(path, ("seed",), {"budget": 1}).add({"seed": 0, "wall": 1.5})
     assert RunLedger(path, ("seed",), {"budget": 1}, resume=True).done(seed=0) == {
         "seed": 0, "wall": 1.5}
-    assert RunLedger(path, ("seed",), {"budget": 2}, resume=True).done(seed=0) is None
-    assert RunLedger(path, ("seed",), {"budget": 1}).done(seed=0) is None
+    with pytest.raises(UserError, match="budget 1 there, 2 now"):
+        RunLedger(path, ("seed",), {"budget": 2}, resume=True)
+    assert RunLedger(path, ("seed",), {"budget": 1}, resume=True).done(seed=0)
+
+
+def test_ledger_without_resume_sets_earlier_runs_aside_instead_of_erasing_them(tmp_path):
+    path = tmp_path / "x.runs.jsonl"
+    RunLedger(path, ("seed",), {"budget": 1}).add({"seed": 0, "wall": 1.5})
+    fresh = RunLedger(path, ("seed",), {"budget": 1})
+    assert fresh.done(seed=0) is None and fresh.set_aside is not None
+    assert json.loads(fresh.set_aside.read_text().splitlines()[1]) == {"seed": 0, "wall": 1.5}
+    assert RunLedger(path, ("seed",), {"budget": 1}).set_aside is None  # nothing to keep
+
+
+def test_ledger_resume_survives_a_line_cut_short_and_reads_old_settings(tmp_path):
+    path = tmp_path / "x.runs.jsonl"
+    path.write_text(json.dumps({"settings": {"budget": 1, "problems": ["a"]}}) + "\n"
+                    + json.dumps({"seed": 0}) + "\n" + '{"seed": 1, "wa')
+    ledger = RunLedger(path, ("seed",), {"budget": 1}, resume=True)
+    ledger.add({"seed": 1})
+    assert [r["seed"] for r in ledger.records] == [0, 1]
+    assert RunLedger(path, ("seed",), {"budget": 1}, resume=True).records == ledger.records
 
 
 def test_ufh_smoke_writes_the_report_tables_and_plots(tmp_path):
@@ -136,6 +156,45 @@ def test_nguyen_resume_does_not_rerun_finished_runs(tmp_path):
     first = (tmp_path / "nguyen.runs.jsonl").read_text()
     nguyen.run("smoke", tmp_path, resume=True, **options)
     assert (tmp_path / "nguyen.runs.jsonl").read_text() == first
+
+
+def test_nguyen_resume_with_other_problems_keeps_the_runs_it_does_not_report(tmp_path):
+    options = dict(seeds=[0], budget=0.3, methods=("hybrid_gp",), quiet=True)
+    nguyen.run("smoke", tmp_path, problems=("nguyen-1",), **options)
+    nguyen.run("smoke", tmp_path, problems=("nguyen-2",), resume=True, **options)
+    runs = [json.loads(line) for line in
+            (tmp_path / "nguyen.runs.jsonl").read_text().splitlines()[1:]]
+    assert sorted(r["problem"] for r in runs) == ["nguyen-1", "nguyen-2"]
+    assert "`nguyen-1`" not in (tmp_path / "nguyen.md").read_text()
+
+
+def test_nguyen_interrupt_keeps_finished_runs_and_names_resume(tmp_path, monkeypatch):
+    real, calls = nguyen.one_run, []
+
+    def stop_on_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(nguyen, "one_run", stop_on_the_second)
+    with pytest.raises(RunInterrupted, match=r"1 finished runs are kept .* --resume"):
+        nguyen.run("smoke", tmp_path, seeds=[0, 1], problems=("nguyen-1",), budget=0.3,
+                   methods=("hybrid_gp",), quiet=True)
+    lines = (tmp_path / "nguyen.runs.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[1])["seed"] == 0
+
+
+def test_nguyen_refuses_baseline_seeds_that_are_not_run(tmp_path):
+    with pytest.raises(UserError, match="none of the baseline seeds 7"):
+        nguyen.run("smoke", tmp_path, seeds=[0, 1], problems=("nguyen-1",), budget=0.3,
+                   baseline_seeds=(7,), quiet=True)
+
+
+def test_experiment_out_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    assert main(["nguyen", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file; it must be a folder" in capsys.readouterr().err
 
 
 def test_nguyen_baseline_seeds_run_the_baselines_on_those_seeds_only(tmp_path):

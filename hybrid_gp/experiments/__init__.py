@@ -18,8 +18,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..argtypes import OneLineParser, positive_float
-from ..errors import UserError
+from ..argtypes import OneLineParser, folder, positive_float
+from ..errors import RunInterrupted, UserError
 from ..registry import Registry
 
 __all__ = ["DEFAULT_OUT", "EXPERIMENTS", "SCALES", "Experiment", "add_arguments",
@@ -67,6 +67,10 @@ def run_experiment(name: str, scale: str = "smoke", out_dir: str | Path = DEFAUL
     """Run experiment `name`; returns the path of the Markdown report it wrote."""
     if scale not in SCALES:
         raise UserError(f"--scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; it must be a folder (it is made "
+                        f"when missing)")
     return EXPERIMENTS.get(name).run(scale, Path(out_dir), seeds, **options)
 
 
@@ -94,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                                 "(or `list`)")
     p.add_argument("--scale", choices=SCALES, default="smoke",
                    help="smoke: about a minute, for CI; paper: the full experiment")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+    p.add_argument("--out", type=folder, default=DEFAULT_OUT,
                    help=f"folder for NAME.md and plots (default {DEFAULT_OUT})")
     p.add_argument("--seeds", type=_int_list, default=None,
                    help="seeds, e.g. 0,1,2 or 0-9 (default: the scale's)")
@@ -153,6 +157,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m hybrid_gp.exp
     except UserError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:
+        print(f"{prog}: interrupted: {exc}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

@@ -177,7 +177,13 @@ def write_text(path: Path, text: str) -> Path:
 class RunLedger:
     """One JSON line per finished run, so a long experiment can stop and go on.
 
-    A record is keyed by the fields named in `key`; `resume=False` starts afresh."""
+    A record is keyed by the fields named in `key`. `settings` are what makes a record
+    comparable with new ones (a wall-time budget, say); which problems or seeds a
+    session runs is not a setting, and settings an older ledger has beyond these are
+    ignored. Finished runs are never thrown away: without `resume` an earlier ledger
+    is renamed (`set_aside` says where) and a new one begins; with `resume` its
+    settings must match, and every record is kept, those this session does not ask
+    for too."""
 
     def __init__(self, path: Path, key: Sequence[str], settings: dict[str, Any],
                  resume: bool = False):
@@ -185,16 +191,27 @@ class RunLedger:
         self.key = tuple(key)
         self.settings = json.loads(json.dumps(settings))  # tuples read back as lists
         self.records: list[dict[str, Any]] = []
-        if resume and path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines()
-            head = json.loads(lines[0]) if lines else {}
-            if head.get("settings") == self.settings:
-                self.records = [json.loads(line) for line in lines[1:] if line.strip()]
+        self.set_aside: Path | None = None  # where earlier runs went when not resuming
+        if path.exists():
+            old_settings, records = _read_ledger(path)
+            if records and not resume:
+                self.set_aside = _free_name(path)
+                os.replace(path, self.set_aside)
+                records = []
+            changed = ", ".join(f"{k} {old_settings.get(k)!r} there, {v!r} now"
+                                for k, v in self.settings.items()
+                                if old_settings.get(k) != v)
+            if records and changed:
+                raise UserError(f"cannot resume {path}: its runs were made with other "
+                                f"settings ({changed}); give another --out")
+            self.records = records
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:  # drops a line cut short by a kill
             f.write(json.dumps({"settings": self.settings}) + "\n")
             for r in self.records:
                 f.write(json.dumps(r) + "\n")
+        os.replace(tmp, path)
 
     def done(self, **key: Any) -> dict[str, Any] | None:
         for r in self.records:
@@ -206,6 +223,39 @@ class RunLedger:
         self.records.append(record)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def _free_name(path: Path) -> Path:
+    """NAME.runs.DATE.jsonl beside `path`, numbered when that exists already."""
+    stem = path.name.removesuffix(".jsonl")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    candidate, k = path.with_name(f"{stem}.{stamp}.jsonl"), 1
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{stem}.{stamp}-{k}.jsonl")
+    return candidate
+
+
+def _read_ledger(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The settings and records of a ledger file; a line that does not parse (the last
+    one, cut short by a kill) is left out."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the run ledger {path}: {exc}") from None
+    if not any(line.strip() for line in lines):
+        return {}, []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    rows = [r for r in rows if isinstance(r, dict)]
+    if not rows or "settings" not in rows[0]:
+        raise UserError(f"{path} is not a run ledger (its first line should hold the "
+                        f"settings); move it away or give another --out")
+    return rows[0]["settings"], rows[1:]
 
 
 def _json_default(x: Any) -> Any:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..api import run as hg_run
-from ..errors import UserError
+from ..errors import RunInterrupted, UserError
 from ..problem import Problem, get_problem, list_problems
 from ..recovery import judge
 from . import baselines, common
@@ -117,6 +117,10 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
         raise UserError(f"nguyen: unknown setting ({exc})") from None
     _check(s)
     seeds = common.resolve_seeds(seeds, s.seeds)
+    if s.baseline_seeds is not None and not set(s.baseline_seeds) & set(seeds):
+        raise UserError(f"nguyen: none of the baseline seeds "
+                        f"{', '.join(map(str, s.baseline_seeds))} is among the seeds "
+                        f"{', '.join(map(str, seeds))}, so no baseline would run")
     out_dir = Path(out_dir)
     default = scale_settings(scale)
     options = []
@@ -135,27 +139,18 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     missing = [m for m in s.methods if m not in methods]
     ledger = common.RunLedger(
         out_dir / f"{NAME}.runs.jsonl", ("problem", "seed", "method"),
-        {"problems": s.problems, "budget": s.budget, "methods": methods}, resume=s.resume)
+        {"budget": s.budget}, resume=s.resume)
+    if ledger.set_aside is not None:
+        common.progress(f"nguyen: the earlier runs in {ledger.path} are kept in "
+                        f"{ledger.set_aside} (`--resume` would have reused them)", False)
     if OURS in methods:
         warm_up()
-    reused = 0
-    for name in s.problems:
-        problem = get_problem(name)
-        for seed in seeds:
-            for method in methods:
-                if method != OURS and s.baseline_seeds is not None and (
-                        seed not in s.baseline_seeds):
-                    continue
-                if ledger.done(problem=name, seed=seed, method=method):
-                    reused += 1
-                    continue
-                record = one_run(method, problem, seed, s.budget)
-                record["finished"] = common.now().strftime("%Y-%m-%d %H:%M:%S UTC")
-                record["source"] = facts["hybrid_gp"]
-                ledger.add(record)
-                common.progress(f"nguyen {name} seed {seed} {method}: "
-                                f"{'exact' if record['exact'] else 'not exact'} "
-                                f"({record['how']}) in {record['wall']:.1f} s", quiet)
+    try:
+        reused = _run_all(s, seeds, methods, ledger, facts["hybrid_gp"], quiet)
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"{len(ledger.records)} finished runs are kept in {ledger.path}; the same "
+            f"command with --resume runs only the rest") from None
     records = [r for r in ledger.records if r["seed"] in seeds and r["problem"] in s.problems]
     plot_recovery(records, s.problems, methods, out_dir / f"{NAME}_recovery.png")
     notes = [f"budget: {s.budget:g} s of wall time per run, runs one after another, one "
@@ -171,6 +166,31 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts, notes=notes)
     body = report(records, s, seeds, methods, missing)
     return common.write_text(out_dir / f"{NAME}.md", head + "\n" + body)
+
+
+def _run_all(s: Settings, seeds: Sequence[int], methods: Sequence[str],
+             ledger: common.RunLedger, source: str, quiet: bool) -> int:
+    """Every (problem, seed, method) run the ledger lacks, recorded as each ends;
+    returns how many were already there."""
+    reused = 0
+    for name in s.problems:
+        problem = get_problem(name)
+        for seed in seeds:
+            for method in methods:
+                if method != OURS and s.baseline_seeds is not None and (
+                        seed not in s.baseline_seeds):
+                    continue
+                if ledger.done(problem=name, seed=seed, method=method):
+                    reused += 1
+                    continue
+                record = one_run(method, problem, seed, s.budget)
+                record["finished"] = common.now().strftime("%Y-%m-%d %H:%M:%S UTC")
+                record["source"] = source
+                ledger.add(record)
+                common.progress(f"nguyen {name} seed {seed} {method}: "
+                                f"{'exact' if record['exact'] else 'not exact'} "
+                                f"({record['how']}) in {record['wall']:.1f} s", quiet)
+    return reused
 
 
 def _check(s: Settings) -> None:
