@@ -28,10 +28,12 @@ import numba
 import numpy as np
 
 from .. import generate
+from ..argtypes import OneLineParser, non_negative_int, positive_int
 from ..evaluation import MIN_THREADED_WORK
 from ..kernels import opcodes as oc
 from ..program import Program
 from . import contenders as cont
+from .args import check_threads, fail, writable_file
 
 TRANSCENDENTAL = ("exp", "log", "sin", "cos", "tanh", "pow")
 
@@ -207,48 +209,47 @@ def _targets(figures: list[dict], compiled: dict | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The options of `hybrid-gp bench eval`; every number is checked as it is parsed."""
+    p = OneLineParser(
         prog="hybrid-gp bench eval",
         description="Evaluation throughput of hybrid_gp's kernels against DEAP "
                     "compile+numpy, numpy one op per node and pyoperon (if installed).")
-    p.add_argument("--rows", type=int, nargs="+", default=[100, 1000, 10000, 100000],
+    p.add_argument("--rows", type=positive_int, nargs="+", default=[100, 1000, 10000, 100000],
                    help="data sizes to time (default: 100 1000 10000 100000)")
-    p.add_argument("--trees", type=int, default=1000, help="random trees (default 1000)")
-    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+    p.add_argument("--trees", type=positive_int, default=1000,
+                   help="random trees (default 1000)")
+    p.add_argument("--rounds", type=positive_int, default=5,
+                   help="interleaved rounds (default 5)")
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
                    help="thread counts for the threaded evaluators (default: 1 2)")
-    p.add_argument("--features", type=int, default=2, help="input columns (default 2)")
-    p.add_argument("--depth", type=int, nargs=2, default=[4, 8], metavar=("MIN", "MAX"),
-                   help="tree depths for hg.random_programs (default 4 8)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", type=positive_int, default=2, help="input columns (default 2)")
+    p.add_argument("--depth", type=non_negative_int, nargs=2, default=[4, 8],
+                   metavar=("MIN", "MAX"),
+                   help="tree depths for hg.random_programs, MIN <= MAX (default 4 8)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument("--quick", action="store_true",
                    help="a short run: 300 trees, 100 and 1000 rows, 3 rounds, no compile "
                         "timing")
     p.add_argument("--no-pyoperon", action="store_true", help="leave pyoperon out")
     p.add_argument("--no-compile", action="store_true",
                    help="skip timing the first call in fresh processes")
-    p.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    p.add_argument("--json", metavar="FILE", type=writable_file,
+                   help="also write the figures to FILE (checked to be writable up front)")
     return p
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    bad = [(name, v) for name, vals in [("--rows", args.rows), ("--threads", args.threads)]
-           for v in vals if v < 1]
-    bad += [(name, v) for name, v in [("--trees", args.trees), ("--rounds", args.rounds),
-                                      ("--features", args.features)] if v < 1]
-    if bad:
-        parser.error(f"{bad[0][0]} must be >= 1, got {bad[0][1]}")
-    if not 0 <= args.depth[0] <= args.depth[1]:
-        parser.error(f"--depth needs 0 <= MIN <= MAX, got {args.depth[0]} {args.depth[1]}")
+    """What argparse's per-value types cannot check: MIN <= MAX and the thread pool."""
+    low, high = args.depth
+    if low > high:
+        fail(parser, "--depth", "MIN <= MAX", f"'{low} {high}'")
+    check_threads(parser, args.threads)
     if 1 not in args.threads:
         args.threads = [1, *args.threads]
-    top = numba.config.NUMBA_NUM_THREADS
-    if max(args.threads) > top:
-        parser.error(f"--threads {max(args.threads)} is more than numba's "
-                     f"{top} threads (NUMBA_NUM_THREADS)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; usage errors exit with status 2 before any timing."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.quick:

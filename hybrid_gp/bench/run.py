@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..api import run
+from ..argtypes import OneLineParser, non_negative_int, positive_int
+from ..config import SearchConfig
 from ..problem import Budget, Problem, get_problem
+from .args import check_threads, comma_separated, fail
 
 KOZA_SYMBOLS = "add,sub,mul,div,sin,cos,exp,log,variable"
 
@@ -73,17 +76,54 @@ def operon(problem: Problem, population: int, evaluations: int, threads: int,
     return seconds, count, count
 
 
+def min_population() -> int:
+    """The smallest population our engine accepts with the default search settings
+    (elitism and migration_size must be smaller than it; see search.engine)."""
+    defaults = SearchConfig()
+    return max(2, defaults.elitism + 1, defaults.migration_size + 1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of `hybrid-gp bench run`; every number is checked as it is parsed."""
+    parser = OneLineParser(prog="hybrid-gp bench run", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=comma_separated(positive_int), default=[20, 10000],
+                        help="comma-separated row counts (default 20,10000)")
+    parser.add_argument("--population", type=positive_int, default=500,
+                        help=f"population size, at least {min_population()} (default 500)")
+    parser.add_argument("--evaluations", type=positive_int, default=100_000,
+                        help="evaluation budget per run, more than --population "
+                             "(default 100000)")
+    parser.add_argument("--threads", type=comma_separated(positive_int), default=[1, 2],
+                        help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--rounds", type=positive_int, default=3,
+                        help="interleaved rounds (default 3)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of round 1; round r uses SEED+r-1 (default 0)")
+    return parser
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """What argparse's per-value types cannot check: limits that depend on the engine's
+    settings, on another option or on numba's thread pool."""
+    low, defaults = min_population(), SearchConfig()
+    if args.population < low:
+        fail(parser, "--population", f"an integer >= {low}", f"'{args.population}'",
+             f"the engine keeps more than search.elitism = {defaults.elitism} and "
+             f"search.migration_size = {defaults.migration_size}")
+    if args.evaluations <= args.population:
+        fail(parser, "--evaluations", f"an integer > --population ({args.population})",
+             f"'{args.evaluations}'", f"the first {args.population} evaluations score the "
+             f"initial population and make no children to time")
+    check_threads(parser, args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hybrid-gp bench run", description=__doc__)
-    parser.add_argument("--rows", default="20,10000", help="comma-separated row counts")
-    parser.add_argument("--population", type=int, default=500)
-    parser.add_argument("--evaluations", type=int, default=100_000)
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    """Run the benchmark; usage errors exit with status 2 before any timing."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    rows_list = [int(r) for r in args.rows.split(",")]
-    threads_list = [int(t) for t in args.threads.split(",")]
+    _check(args, parser)
+    rows_list, threads_list = args.rows, args.threads
     contenders = {"hybrid_gp": ours, "pyoperon": operon}
     print(f"bench run: Nguyen-7 formula, population {args.population}, "
           f"{args.evaluations:,} evaluations, {args.rounds} interleaved rounds, medians")
