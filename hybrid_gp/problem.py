@@ -139,11 +139,41 @@ class Problem:
                                                          range(train.XT.shape[0]))
         if len(names) != train.XT.shape[0]:
             raise ProblemError(f"{len(names)} variable names for {train.XT.shape[0]} columns")
+        g = load_grammar(grammar)
+        _check_truth_values(g, names, train.XT, train.y)
+        _check_scale(train.y)
         lo, hi = train.XT.min(axis=1), train.XT.max(axis=1)
-        return cls(name=name, grammar=load_grammar(grammar), train=train,
+        return cls(name=name, grammar=g, train=train,
                    test=Dataset.from_arrays(*test) if test is not None else None,
                    metric=metric, variables=names, budget=budget or Budget(),
                    domain=tuple(zip(lo.tolist(), hi.tolist(), strict=True)))
+
+
+def _check_scale(y: np.ndarray) -> None:
+    """Squared errors of a target near 1e300 overflow float64, so every program would
+    score inf and nothing could be compared: ask for a rescaled target instead."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = float(np.mean(np.square(y - np.mean(y))))
+    if not np.isfinite(spread):
+        raise ProblemError(f"target values reach {float(np.max(np.abs(y))):.3g}; their "
+                           f"squared errors overflow float64 (its largest value is about "
+                           f"1.8e308): rescale the target")
+
+
+def _check_truth_values(g: Grammar, names: Sequence[str], XT: np.ndarray,
+                        y: np.ndarray) -> None:
+    """A grammar over truth values reads any nonzero number as true, so on real-valued
+    data every program collapses to a handful of functions: refuse that up front."""
+    columns = ([(f"column {n!r}", XT[k]) for k, n in enumerate(names)]
+               if g.variable_type == "bool" else [])
+    if g.output_type == "bool":
+        columns.append(("the target", y))
+    for name, values in columns:
+        other = values[(values != 0.0) & (values != 1.0)]
+        if len(other):
+            raise ProblemError(
+                f"grammar {g.name!r} works on truth values (0 or 1), but {name} holds "
+                f"{other[0]:g}; use a grammar over numbers (full, koza, arith) or 0/1 data")
 
 
 # ---------------------------------------------------------------------- sampling specs

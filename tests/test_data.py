@@ -9,7 +9,7 @@ import pytest
 
 import hybrid_gp as hg
 from hybrid_gp.data import problem_from_csv, read_csv
-from hybrid_gp.errors import DataError
+from hybrid_gp.errors import DataError, ProblemError
 
 
 def _write(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
@@ -112,3 +112,19 @@ def test_byte_order_mark_and_spaces_are_tolerated(tmp_path):
     path.write_bytes("\ufeffa , y\n 1 , 2 \n".encode())
     table = read_csv(path)
     assert table.header == ["a", "y"] and table.values.tolist() == [[1.0, 2.0]]
+
+
+def test_a_truth_value_grammar_refuses_real_valued_columns(tmp_path):
+    path = _write(tmp_path, "a,b,y\n0,1,1\n1,0.5,0\n1,1,1\n")
+    with pytest.raises(ProblemError,
+                       match=r"grammar 'mux' works on truth values .* column 'b' holds 0.5"):
+        problem_from_csv(path, "y", grammar="mux")
+    path = _write(tmp_path, "a,b,y\n0,1,1\n1,0,0\n1,1,1\n", name="bits.csv")
+    assert problem_from_csv(path, "y", grammar="mux").grammar.name == "mux"
+
+
+def test_a_target_whose_squares_overflow_is_refused(tmp_path):
+    path = _write(tmp_path, "a,y\n1,1e301\n2,-3e301\n3,2e300\n")
+    with pytest.raises(ProblemError,
+                       match=r"target values reach 3e\+301; their squared errors overflow"):
+        problem_from_csv(path, "y")
