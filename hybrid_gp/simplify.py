@@ -177,3 +177,37 @@ def _mostly_negative(node: _Node, g: Grammar, XT: np.ndarray) -> bool:
     out = _outputs(node, g, XT)
     finite = out[np.isfinite(out)]
     return bool(len(finite)) and int(np.count_nonzero(finite < 0)) * 2 > len(finite)
+
+
+def guarded_rows(program: Program, X: np.ndarray) -> int:
+    """How many rows of X reach a guard (docs/semantics.md): a division by |b| <= EPS,
+    a log of |a| <= EPS or of a < 0, a sqrt of a < 0, a pow of a negative base. On
+    those rows the plain sympy reading (log(a), a/b) differs from the program's value,
+    so whoever prints that reading beside the program's error should say so. Constant
+    subtrees are folded first, as the readable form folds them."""
+    from .kernels.opcodes import EPS
+
+    g = program.grammar
+    XT = np.ascontiguousarray(np.asarray(X, dtype=np.float64).T)
+    hit = np.zeros(XT.shape[1], dtype=bool)
+    stack = [_simplify(_to_tree(program), g)]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.code < 0 or not _has_variables(node):
+            continue
+        op = g.primitives[node.code].op
+        if op not in ("div", "inv", "log", "sqrt", "pow"):
+            continue
+        with np.errstate(all="ignore"):
+            a = _outputs(node.children[-1] if op == "div" else node.children[0], g, XT)
+            if op in ("div", "inv"):
+                hit |= np.abs(a) <= EPS
+            elif op == "log":
+                hit |= (a < 0) | (np.abs(a) <= EPS)
+            elif op == "sqrt":
+                hit |= a < 0
+            else:
+                b = _outputs(node.children[1], g, XT)
+                hit |= (a < 0) & ~((np.mod(b, 2.0) == 0.0) & np.isfinite(b))
+    return int(np.count_nonzero(hit))

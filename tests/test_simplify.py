@@ -19,7 +19,7 @@ from strategies import any_programs
 
 import hybrid_gp as hg
 from hybrid_gp.program import CONST, Program, check_program
-from hybrid_gp.simplify import orient_guards, simplify
+from hybrid_gp.simplify import guarded_rows, orient_guards, simplify
 
 SOME = settings(max_examples=150, deadline=None)
 
@@ -189,3 +189,20 @@ def test_a_run_reports_oriented_formulas():
     for _, _, p in res.pareto_front:
         assert str(orient_guards(p, X)) == str(p)
     assert str(orient_guards(res.best, X)) == str(res.best)
+
+
+@pytest.mark.parametrize(("text", "rows"), [
+    ("log(x0)", 2),  # x0 = -1 and x0 = 0
+    ("sqrt(x0)", 1),
+    ("x1 / x0", 1),
+    ("log(x0 * x0 + 1.0)", 0),
+    ("log(2.0 - 3.0) * x0", 0),  # a constant subtree is folded, as the readable form does
+])
+def test_guarded_rows_counts_the_rows_where_the_plain_reading_differs(text, rows):
+    X = np.array([[-1.0, 1.0], [0.0, 2.0], [2.0, 3.0]])
+    assert guarded_rows(Program.parse(text, "full"), X) == rows
+
+
+def test_guarded_rows_counts_a_negative_base_only_where_the_power_is_not_even():
+    X = np.array([[-2.0, 2.0], [-2.0, 3.0], [-2.0, 0.5], [2.0, 0.5]])
+    assert guarded_rows(Program.parse("x0 ** x1", "full"), X) == 2
