@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -17,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from .config import RunConfig, SearchConfig, from_json, to_json
+from .config import RunConfig, SearchConfig, coerce_object, from_json, to_json
 from .errors import ConfigError, RunInterrupted, UserError
 from .problem import Problem, get_problem
 from .program import Program
 from .runlog import (
+    BEST,
     CONFIG,
     RunLog,
+    finished,
     load_checkpoint,
     save_checkpoint,
     truncate_events,
@@ -56,14 +59,16 @@ def make_config(problem: str, seed: int = 0, max_evaluations: int | None = None,
                 time_budget: float | None = None, n_jobs: int = 1,
                 **search: Any) -> RunConfig:
     """A RunConfig from the common keyword arguments (others go to SearchConfig)."""
-    _check_budget("max_evaluations", max_evaluations, int)
-    _check_budget("time_budget", time_budget, (int, float))
+    check_budget("max_evaluations", max_evaluations, numbers.Integral)
+    check_budget("time_budget", time_budget, numbers.Real)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
     check_search_names(search)
+    defaults = SearchConfig()
+    search = {k: coerce_object(defaults, k, v) for k, v in search.items()}
     try:
         return RunConfig(problem=problem, seed=int(seed), n_jobs=n_jobs, search=SearchConfig(
-            max_evaluations=max_evaluations,
+            max_evaluations=None if max_evaluations is None else int(max_evaluations),
             time_budget=None if time_budget is None else float(time_budget), **search))
     except (TypeError, ValueError, KeyError) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from None
@@ -86,11 +91,14 @@ def check_search_names(search: dict[str, Any]) -> None:
                               f"{', '.join(valid)}")
 
 
-def _check_budget(name: str, value: Any, types: Any) -> None:
+def check_budget(name: str, value: Any, types: Any) -> None:
+    """Refuse a budget that is not a positive number of `types` (None means unset; a
+    bool is not a number here, though Python counts it as an int)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, types) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        what = "integer" if types is numbers.Integral else "number"
+        raise ConfigError(f"{name} must be a positive {what}, got {value!r}")
 
 
 def run(problem: str | Problem, seed: int = 0, max_evaluations: int | None = None,
@@ -115,8 +123,12 @@ def problem_for(config: RunConfig) -> Problem:
     """The problem a config names: a shipped one, or the user's CSV file."""
     data = getattr(config, "data", None)
     if data is not None:
-        from .data import problem_from_csv
+        from .data import file_digest, problem_from_csv
 
+        if data.sha256 is not None and file_digest(data.path) != data.sha256:
+            raise UserError(f"{data.path} has changed since this run started (its sha256 "
+                            f"differs from the one in {CONFIG}); going on would mix two "
+                            f"datasets: restore the file, or start a new run on it")
         return problem_from_csv(data.path, data.target, drop_nan=data.drop_nan,
                                 grammar=data.grammar)
     return get_problem(config.problem)
@@ -129,8 +141,9 @@ def run_config(config: RunConfig, problem: Problem | None = None,
     """Run exactly what `config` says (what `hybrid-gp run` and `resume` call)."""
     prob = problem or problem_for(config)
     if out_dir is not None and not resume and (Path(out_dir) / CONFIG).exists():
-        raise UserError(f"{out_dir} already holds a run; resume it (hg.resume / hybrid-gp "
-                        f"resume) or choose another directory")
+        what = ("a finished run;" if finished(out_dir) else
+                "a run; resume it (hg.resume / hybrid-gp resume) or")
+        raise UserError(f"{out_dir} already holds {what} choose another directory")
     log = RunLog(out_dir) if out_dir is not None else None
 
     def emit(event: dict[str, Any]) -> None:
@@ -178,6 +191,11 @@ def resume(run_dir: str | Path,
     config_path = path / CONFIG
     if not config_path.exists():
         raise UserError(f"{path} holds no run: {CONFIG} is missing")
+    end = finished(path)
+    if end is not None:
+        raise UserError(f"{path} holds a finished run (stopped by {end.get('stop_reason')} "
+                        f"after {end.get('generations')} generations): nothing to resume; "
+                        f"its best program is in {path / BEST}")
     config = from_json(config_path.read_text(encoding="utf-8"))
     return run_config(config, out_dir=path, on_event=on_event, resume=True)
 

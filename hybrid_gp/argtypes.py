@@ -48,3 +48,8 @@ def folder(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"expected a folder, got {text!r}")
     return Path(text)
+
+
+def share(text: str) -> float:
+    """A fraction between 0 and 1 (inclusive)."""
+    return _number(text, float, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1")

@@ -7,15 +7,26 @@ Exit status: 0 done; 2 a usage or config error (one line naming what was wrong);
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .argtypes import OneLineParser, folder, non_negative_int, positive_float, positive_int
+from .argtypes import (
+    OneLineParser,
+    folder,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    share,
+)
 from .errors import RunInterrupted, UserError
 
 
@@ -46,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=1, help="evaluation threads (-1: all cores)")
     p.add_argument("--llm-model", help="add LLM operators using this model")
     p.add_argument("--llm-base-url", help="OpenAI-compatible endpoint (default: OpenAI)")
-    p.add_argument("--llm-rate", type=float, help="share of children asked of the LLM")
+    p.add_argument("--llm-rate", type=share, help="share of children asked of the LLM")
     p.add_argument("--llm-mode", choices=["live", "record", "replay", "replay-or-live"],
                    help="live (default), record, replay (offline) or replay-or-live")
     p.add_argument("--llm-transcript", type=Path, help="JSONL transcript to record/replay")
@@ -129,12 +140,13 @@ def _problem_and_config(args: argparse.Namespace) -> tuple[Any, Any]:
     if (args.problem is None) == (args.data is None):
         raise UserError("give either a PROBLEM name or --data FILE.csv --target COLUMN")
     if args.data is not None:
-        from .data import problem_from_csv
+        from .data import file_digest, problem_from_csv
 
         if not args.target:
             raise UserError("--data needs --target COLUMN (the column to predict)")
         source = DataSource(path=str(args.data.resolve()), target=args.target,
-                            drop_nan=args.drop_nan, grammar=args.grammar or "full")
+                            drop_nan=args.drop_nan, grammar=args.grammar or "full",
+                            sha256=file_digest(args.data))
         problem = problem_from_csv(source.path, source.target, drop_nan=source.drop_nan,
                                    grammar=source.grammar)
         base = make_config(problem.name, args.seed, args.max_evals, args.time_budget,
@@ -145,72 +157,168 @@ def _problem_and_config(args: argparse.Namespace) -> tuple[Any, Any]:
         problem = get_problem(args.problem)
         base = make_config(problem.name, args.seed, args.max_evals, args.time_budget,
                            args.n_jobs)
-    llm = _llm_config(args)
+    _refuse_identity_overrides(args.overrides)
+    llm, preset = _llm_config(args)
     if llm is not None:
         base = base.clone(override={"llm": llm})
-    return problem, apply_overrides(base, args.overrides)
+    return problem, apply_overrides(base, args.overrides, preset)
 
 
-def _llm_config(args: argparse.Namespace) -> Any:
-    """An LLMConfig from the --llm-* flags, or None when no model is named."""
+# Fields that say which run this is: they have their own options, and a --set would
+# change config.json without changing the run.
+_IDENTITY = {"problem": "give the problem as `hybrid-gp run PROBLEM`",
+             "seed": "use --seed", "data": "use --data, --target, --drop-nan and --grammar"}
+
+
+def _refuse_identity_overrides(assignments: list[str]) -> None:
+    for item in assignments:
+        head = item.partition("=")[0].strip().split(".")[0]
+        if head in _IDENTITY:
+            raise UserError(f"--set {item.partition('=')[0].strip()}: {_IDENTITY[head]}")
+
+
+def _llm_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """An LLMConfig for --llm-model (None when no model is named), and the other
+    --llm-* flags as llm.* settings, checked together with any --set llm.*."""
     given = {"base_url": args.llm_base_url, "rate": args.llm_rate, "mode": args.llm_mode,
              "transcript": str(args.llm_transcript) if args.llm_transcript else None}
     if args.llm_model is None:
         extra = [f"--llm-{k.replace('_', '-')}" for k, v in given.items() if v is not None]
         if extra:
             raise UserError(f"{extra[0]} needs --llm-model")
-        return None
+        return None, {}
     from .llm.config import LLMConfig
 
-    return LLMConfig(model=args.llm_model, **{k: v for k, v in given.items() if v is not None})
+    return (LLMConfig(model=args.llm_model),
+            {f"llm.{k}": v for k, v in given.items() if v is not None})
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .api import run_config
 
     problem, base = _problem_and_config(args)
-    results = []
-    for k in range(args.runs):
-        seed = args.seed + k
-        config = base.clone(override={"seed": seed})
-        out = _run_dir(args.out, problem.name, seed, args.runs)
-        progress = None if args.quiet else _Progress(f"{problem.name} s{seed}")
-        try:
-            result = run_config(config, problem=problem, out_dir=out,
-                                on_event=progress.update if progress else None)
-        finally:
-            if progress:
-                progress.close()
-        _print_result(result)
-        results.append(result)
-    if len(results) > 1:
-        _print_summary(results)
-    return 0
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    from .api import resume
-
-    progress = None if args.quiet else _Progress(str(args.dir))
-    try:
-        result = resume(args.dir, on_event=progress.update if progress else None)
-    finally:
-        if progress:
-            progress.close()
+    if args.runs > 1:
+        seeds = list(range(args.seed, args.seed + args.runs))
+        batch = _new_batch(args.out, problem.name, base, seeds)
+        return _run_batch(batch, problem, base, seeds, args.quiet)
+    out = _run_dir(args.out, problem.name, args.seed)
+    config = base.clone(override={"seed": args.seed})
+    with _progress(f"{problem.name} s{args.seed}", args.quiet) as on_event:
+        result = run_config(config, problem=problem, out_dir=out, on_event=on_event)
     _print_result(result)
     return 0
 
 
-def _run_dir(out: Path | None, problem: str, seed: int, runs: int) -> Path:
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from .api import problem_for, resume
+
+    if (args.dir / BATCH).exists():
+        base, seeds = _read_batch(args.dir)
+        return _run_batch(args.dir, problem_for(base), base, seeds, args.quiet)
+    with _progress(str(args.dir), args.quiet) as on_event:
+        result = resume(args.dir, on_event=on_event)
+    _print_result(result)
+    return 0
+
+
+def _run_dir(out: Path | None, problem: str, seed: int) -> Path:
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = Path("runs") / f"{problem}-s{seed}-{stamp}"
-    else:
-        path = out / f"seed{seed}" if runs > 1 else out
-    if (path / "config.json").exists():
-        raise UserError(f"{path} already holds a run; resume it with `hybrid-gp resume {path}` "
+        return Path("runs") / f"{problem}-s{seed}-{stamp}"
+    if (out / BATCH).exists():
+        raise UserError(f"{out} holds a batch of runs (--runs); choose another --out")
+    if (out / "config.json").exists():
+        from .runlog import finished
+
+        if finished(out):
+            raise UserError(f"{out} already holds a finished run; choose another --out")
+        raise UserError(f"{out} already holds a run; resume it with `hybrid-gp resume {out}` "
                         f"or choose another --out")
-    return path
+    return out
+
+
+# ---------------------------------------------------------------------- --runs N
+
+BATCH = "batch.json"  # a --runs folder: the seeds and the config the runs share
+
+
+def _new_batch(out: Path | None, problem: str, base: Any, seeds: list[int]) -> Path:
+    """The folder of a --runs batch, with batch.json written (refused when it holds a
+    run or a batch already: a batch is finished with `resume`, never run twice)."""
+    from .config import to_json
+    from .runlog import CONFIG
+
+    if out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{problem}-s{seeds[0]}-x{len(seeds)}-{stamp}"
+    if (out / BATCH).exists():
+        raise UserError(f"{out} already holds a batch of runs; `hybrid-gp resume {out}` "
+                        f"finishes it, or choose another --out")
+    if (out / CONFIG).exists() or any((out / f"seed{s}" / CONFIG).exists() for s in seeds):
+        raise UserError(f"{out} already holds a run; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"seeds": seeds, "config": json.loads(to_json(base))}, indent=2)
+        (out / BATCH).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the batch folder {out}: {exc.strerror}") from None
+    return out
+
+
+def _read_batch(folder: Path) -> tuple[Any, list[int]]:
+    from .config import from_json
+
+    try:
+        data = json.loads((folder / BATCH).read_text(encoding="utf-8"))
+        seeds = [int(s) for s in data["seeds"]]
+        config = from_json(json.dumps(data["config"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{folder / BATCH} is not a readable batch file ({exc})") from None
+    return config, seeds
+
+
+def _run_batch(folder: Path, problem: Any, base: Any, seeds: list[int], quiet: bool) -> int:
+    """Each seed's run in folder/seedN: finished ones are read back, interrupted ones
+    resumed, the rest started; then the summary over all of them."""
+    from .api import resume, run_config
+    from .runlog import CONFIG, finished
+
+    errors = []
+    for k, seed in enumerate(seeds):
+        out = folder / f"seed{seed}"
+        end = finished(out)
+        if end is not None:
+            error = end.get("best_error")
+            errors.append(math.inf if error is None else float(error))
+            print(f"{problem.name} seed {seed}: finished earlier (stopped by "
+                  f"{end.get('stop_reason')}), train {problem.metric} {errors[-1]:.3g}; "
+                  f"run directory: {out}")
+            continue
+        try:
+            with _progress(f"{problem.name} s{seed}", quiet) as on_event:
+                if (out / CONFIG).exists():
+                    result = resume(out, on_event=on_event)
+                else:
+                    result = run_config(base.clone(override={"seed": seed}), problem=problem,
+                                        out_dir=out, on_event=on_event)
+        except (RunInterrupted, KeyboardInterrupt):
+            raise RunInterrupted(f"run {k + 1} of {len(seeds)} (seed {seed}) stopped; "
+                                 f"`hybrid-gp resume {folder}` finishes the batch") from None
+        _print_result(result)
+        errors.append(result.best_error)
+    _print_summary(errors, problem.budget.target_error)
+    return 0
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """The on_event callback of a progress line (None when quiet), closed after."""
+    progress = None if quiet else _Progress(label)
+    try:
+        yield progress.update if progress else None
+    finally:
+        if progress:
+            progress.close()
 
 
 class _Progress:
@@ -257,22 +365,31 @@ def _print_result(result: Any) -> None:
         print("  no program was scored")
         return
     metric = p.metric
-    print(f"best: {readable_sympy(result.best)}")
+    named = p.variables and any(v != f"x{k}" for k, v in enumerate(p.variables))
+    print(f"best: {readable_sympy(result.best, p.variables if named else None)}")
+    if p.kind == "regression":
+        from .simplify import guarded_rows
+
+        rows = guarded_rows(result.best, p.train.X)
+        if rows:
+            print(f"  note: on {rows} of {p.train.n_rows} training rows this plain formula "
+                  f"differs from the program, whose guarded /, log, sqrt and ** "
+                  f"(docs/semantics.md) give the error below; the program line is exact")
     print(f"  train {metric} {result.best_error:.3g}, size {result.best.size}"
           + (f", test {metric} {result.test_error:.3g}" if result.test_error is not None
              else ""))
     print(f"  program: {result.best}")
+    if named:
+        print("  variables: " + ", ".join(f"x{k} = {v}" for k, v in enumerate(p.variables)))
     for name, value in p.baselines().items():
         print(f"  baseline {name}: {value:.4g}")
     if result.out_dir is not None:
         print(f"  run directory: {result.out_dir}")
 
 
-def _print_summary(results: list[Any]) -> None:
-    errors = [r.best_error for r in results]
-    solved = sum(e <= r.problem.budget.target_error for e, r in zip(errors, results,
-                                                                   strict=True))
-    print(f"\n{len(results)} runs: median train error {sorted(errors)[len(errors) // 2]:.3g}; "
+def _print_summary(errors: list[float], target_error: float) -> None:
+    solved = sum(e <= target_error for e in errors)
+    print(f"\n{len(errors)} runs: median train error {statistics.median(errors):.3g}; "
           f"{solved} reached the target error")
 
 

@@ -8,6 +8,7 @@ old run directories. A field left at None takes the problem's default.
 
 import ast
 import json
+import re
 from typing import Any
 
 import pyglove as pg
@@ -114,6 +115,12 @@ class SearchConfig(pg.Object):
                                             "generations between migrations"] = 10
     migration_size: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                         "best programs each island sends on"] = 5
+    stall_generations: pg.typing.Annotated[
+        pg.typing.Int(min_value=0),
+        "generations in a row without one new evaluation (every child a function the "
+        "cache knows) after which the run stops (reason 'stall_generations'): cache hits cost no "
+        "evaluation budget, so a search that can reach nothing new would otherwise "
+        "never end (0: never)"] = 100
     checkpoint_every: pg.typing.Annotated[pg.typing.Int(min_value=0),
                                           "generations between checkpoints (0: never; "
                                           "needs a run directory)"] = 50
@@ -153,6 +160,9 @@ class DataSource(pg.Object):
     target: pg.typing.Annotated[str, "the column to predict"]
     drop_nan: pg.typing.Annotated[bool, "drop incomplete rows instead of refusing them"] = False
     grammar: pg.typing.Annotated[str, "grammar name or .toml path"] = "full"
+    sha256: pg.typing.Annotated[pg.typing.Str().noneable(),
+                                "the file's digest when the run started: a resume checks "
+                                "it, so a changed file is not mixed into the run"] = None
 
 
 @stable_name("hybrid_gp.RunConfig")
@@ -194,26 +204,67 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def apply_overrides(config: pg.Object, assignments: list[str]) -> pg.Object:
-    """Apply `dotted.path=value` assignments; errors name the path and the problem."""
+def apply_overrides(config: pg.Object, assignments: list[str],
+                    preset: dict[str, Any] | None = None) -> pg.Object:
+    """Apply `dotted.path=value` assignments; errors name the path and the problem.
+
+    `preset` holds values already parsed (the CLI's own flags, such as --llm-rate);
+    the assignments come after them. Everything is applied at once and checked
+    together, so the order of --set options does not matter (llm.max_usd needs
+    llm.prices, and either may come first)."""
     config = config.clone(deep=True)
+    updates = dict(preset or {})
     for item in assignments:
         path, sep, raw = item.partition("=")
         path = path.strip()
         if not sep or not path:
             raise ConfigError(f"--set {item!r}: expected dotted.path=value")
         _check_path(config, path)
-        try:
-            config.rebind({path: parse_value(raw.strip())})
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"--set {path}: {_first_line(exc)}") from None
+        updates[path] = parse_value(raw.strip())
+    updates = {path: coerce_object(config, path, value, label=f"--set {path}")
+               for path, value in updates.items()}
+    if not updates:
+        return config
+    try:
+        config.rebind(updates)
+    except ConfigError:  # a check across fields; its message names them
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        message, path = _pyglove_message(exc)
+        raise ConfigError(f"--set {path or ', '.join(updates)}: {message}") from None
     return config
+
+
+def coerce_object(config: pg.Object, path: str, value: Any, label: str = "") -> Any:
+    """A dict given for a field that holds a settings object (search.operators, say)
+    becomes that object: the dict's keys are its keyword arguments, and the fields it
+    does not name keep their defaults."""
+    current = config.sym_get(path, default=None)
+    if not isinstance(value, dict) or not isinstance(current, pg.Object):
+        return value
+    label = label or path
+    cls = type(current)
+    fields = [str(k) for k in cls.__schema__.fields]
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        raise ConfigError(f"{label}: unknown field {unknown[0]!r}; expected some of: "
+                          f"{', '.join(fields)}")
+    try:
+        return cls(**value)
+    except (TypeError, ValueError) as exc:
+        message, field = _pyglove_message(exc)
+        raise ConfigError(f"{label}{'.' + field if field else ''}: {message}") from None
 
 
 def _check_path(config: pg.Object, path: str) -> None:
     node: Any = config
     walked = []
     for part in path.split("."):
+        if node is None:
+            where = ".".join(walked)
+            hint = " (--llm-model MODEL sets it)" if where == "llm" else ""
+            raise ConfigError(f"--set {path}: {where} is not set{hint}, so it has no field "
+                              f"{part!r}")
         keys = list(node.sym_init_args.keys()) if isinstance(node, pg.Object) else []
         if part not in keys:
             where = ".".join(walked) or "config"
@@ -221,6 +272,15 @@ def _check_path(config: pg.Object, path: str) -> None:
                               f"{', '.join(keys) or '(none)'}")
         walked.append(part)
         node = getattr(node, part)
+
+
+def _pyglove_message(exc: BaseException) -> tuple[str, str | None]:
+    """A pyglove error's first line without its "(path=...)" tail, and that path."""
+    message = _first_line(exc)
+    where = re.search(r"\s*\(path=([^)]+)\)\s*$", message)
+    if where is None:
+        return message, None
+    return message[:where.start()], where.group(1)
 
 
 def _first_line(exc: BaseException) -> str:

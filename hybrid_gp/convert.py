@@ -297,14 +297,15 @@ def from_json(text: str, grammar: Grammar | None = None) -> Program:
 SIMPLIFY_MAX_OPS = 12  # sympy.simplify takes seconds beyond this (8 s at 19 operations)
 
 
-def readable_sympy(program: Program) -> sp.Expr:
+def readable_sympy(program: Program, variables: Sequence[str] | None = None) -> sp.Expr:
     """The plain formula of the program after constant folding with the kernel
     semantics (hybrid_gp.simplify), simplified by sympy when it is small enough to do
-    quickly; constants tidied (see `_tidy`)."""
+    quickly; constants tidied (see `_tidy`). `variables` names x0, x1, ... (say, the
+    columns of the user's data)."""
     from .simplify import simplify
 
     # zoo can only come from pow(0, negative), which the kernels compute as +inf.
-    expr = to_sympy(simplify(program)).xreplace({sp.zoo: sp.oo})
+    expr = to_sympy(simplify(program), variables=variables).xreplace({sp.zoo: sp.oo})
     try:
         if sp.count_ops(expr) <= SIMPLIFY_MAX_OPS:
             expr = sp.simplify(expr)

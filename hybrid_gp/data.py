@@ -103,6 +103,20 @@ def _number(cell: str, path: Path, line: int, column: str) -> float:
                         ) from None
 
 
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a data file, to tell whether it changed between sessions."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with Path(path).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the data file: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
 def problem_from_csv(path: str | Path, target: str, drop_nan: bool = False,
                      grammar: Grammar | str = "full", name: str | None = None) -> Problem:
     """A regression Problem on a CSV file's rows: `target` is y, the rest are inputs.

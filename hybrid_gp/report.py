@@ -68,6 +68,7 @@ class RunData:
     grammar: Grammar | None = None
     metric: str | None = None
     budget: Budget = field(default_factory=Budget)
+    variables: tuple[str, ...] | None = None  # names of x0, x1, ... (a CSV's columns)
     _formulas: dict[tuple[str, bool], str] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,7 +97,8 @@ class RunData:
 
     def _formula(self, text: str, simplified: bool) -> str:
         if (text, simplified) not in self._formulas:
-            self._formulas[text, simplified] = _formula(text, self.grammar, simplified)
+            self._formulas[text, simplified] = _formula(text, self.grammar, simplified,
+                                                        self.variables)
         return self._formulas[text, simplified]
 
     def best_per_generation(self) -> tuple[list[int], list[float]]:
@@ -175,6 +177,7 @@ def _add_problem(run: RunData) -> None:
     try:
         if data is not None:
             run.grammar, run.metric = load_grammar(data.grammar), "mse"
+            run.variables = _csv_inputs(data.path, data.target)
             return
         problem = get_problem(run.config.problem)
     except UserError as exc:
@@ -235,7 +238,22 @@ def _best_from_progress(run: RunData) -> None:
     run.best, run.best_error = last.get("best"), last.get("best_error")
 
 
-def _formula(text: str, grammar: Grammar | None, simplified: bool) -> str:
+def _csv_inputs(path: str, target: str) -> tuple[str, ...] | None:
+    """The input columns of a run's CSV file, from its header (None when unreadable)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            header = next((row for row in csv.reader(handle) if any(c.strip() for c in row)),
+                          [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    names = tuple(h.strip() for h in header if h.strip() != target)
+    return names or None
+
+
+def _formula(text: str, grammar: Grammar | None, simplified: bool,
+             variables: Sequence[str] | None = None) -> str:
     if grammar is None:
         return text
     import sympy as sp
@@ -245,9 +263,11 @@ def _formula(text: str, grammar: Grammar | None, simplified: bool) -> str:
 
     try:
         program = Program.parse(text, grammar)
+        if variables is not None and len(variables) < program.n_features_used:
+            variables = None  # the file changed since the run: keep x0, x1, ...
         if simplified:
-            return str(readable_sympy(program))
-        expr = to_sympy(simplify(program))
+            return str(readable_sympy(program, variables))
+        expr = to_sympy(simplify(program), variables=variables)
         return str(expr.xreplace({f: sp.Float(f, 6) for f in expr.atoms(sp.Float)}))
     except (UserError, ValueError, TypeError, RecursionError):
         return text

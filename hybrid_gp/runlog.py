@@ -81,6 +81,25 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def finished(run_dir: str | Path) -> dict[str, Any] | None:
+    """The "end" event of a run that finished and wrote all its outputs, else None.
+
+    The end event is the last line of events.jsonl, and operators.csv is the last
+    output written, so both present means nothing is left to do."""
+    path = Path(run_dir)
+    if not (path / OPERATORS).exists() or not (path / EVENTS).exists():
+        return None
+    with open(path / EVENTS, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 65536))
+        tail = fh.read().decode("utf-8", errors="replace").strip().splitlines()
+    try:
+        last = json.loads(tail[-1]) if tail else None
+    except json.JSONDecodeError:
+        return None
+    return last if isinstance(last, dict) and last.get("event") == "end" else None
+
+
 def read_events(run_dir: str | Path) -> Iterator[dict[str, Any]]:
     path = Path(run_dir) / EVENTS
     with open(path, encoding="utf-8") as fh:
@@ -119,8 +138,10 @@ def load_checkpoint(run_dir: str | Path) -> Any | None:
     try:
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-        raise UserError(f"{path}: cannot read the checkpoint ({exc})") from None
+    except Exception as exc:  # a damaged file fails in many ways
+        raise UserError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: "
+                        f"{_first_line(exc)}); it is damaged, or was written by another "
+                        f"version of hybrid_gp") from None
 
 
 def truncate_events(run_dir: str | Path, n_lines: int) -> None:
@@ -155,3 +176,8 @@ def read_genealogy(run_dir: str | Path) -> Any:
 
     with open(Path(run_dir) / GENEALOGY, encoding="utf-8") as fh:
         return nx.node_link_graph(json.load(fh), edges="edges")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no message"

@@ -209,6 +209,22 @@ def test_target_error_stops_the_run_early():
     assert events[-1]["event"] == "end" and events[-1]["stop_reason"] == "target_error"
 
 
+def test_a_search_that_reaches_nothing_new_stops_as_stalled():
+    """Three-node programs over koza's set are soon all known; cache hits cost no
+    evaluation budget, so only the stall stop ends this run."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (50, 2))
+    problem = hg.Problem.from_data(X, X[:, 0] * X[:, 1] + X[:, 0], grammar="koza")
+    cfg = make_config(problem.name, max_evaluations=2000, max_size=3, population_size=30,
+                      init_max_depth=1, mutation_depth=1, stall_generations=20)
+    res, events = run_with_events(cfg, problem=problem)
+    assert res.stop_reason == "stall_generations"
+    assert res.stats["evaluations"] < 2000
+    last_new = max(e["generation"] for e in events if e["event"] == "progress"
+                   and e["evaluations"] < res.stats["evaluations"]) + 1
+    assert res.stats["generations"] - last_new == 20
+
+
 # ---------------------------------------------------------------------- selection schemes
 
 

@@ -226,16 +226,16 @@ def test_a_run_with_no_events_yet_is_refused(tmp_path):
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "summary.md").exists()
 
 
-def test_a_csv_run_reads_its_grammar_from_config_data(tmp_path):
+def test_a_csv_run_reads_its_grammar_and_column_names_from_config_data(tmp_path):
     rows = [f"{x / 10},{(x / 10) ** 2 + 1}" for x in range(-20, 21)]
     (tmp_path / "quad.csv").write_text("u,y\n" + "\n".join(rows) + "\n")
     source = DataSource(path=str(tmp_path / "quad.csv"), target="y", grammar="koza")
     config = make_config("quad", seed=0, max_evaluations=1000).clone(override={"data": source})
     res = run_config(config, out_dir=tmp_path / "r")
     run = load_run(tmp_path / "r")
-    assert run.grammar.name == "koza"
-    assert run.readable(str(res.best)) == str(readable_sympy(res.best))
-    assert f"`{readable_sympy(res.best)}`" in summary_markdown(run)
+    assert run.grammar.name == "koza" and run.variables == ("u",)
+    assert run.readable(str(res.best)) == str(readable_sympy(res.best, ["u"]))
+    assert f"`{readable_sympy(res.best, ['u'])}`" in summary_markdown(run)
 
 
 @pytest.mark.llm

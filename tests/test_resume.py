@@ -225,23 +225,45 @@ def test_hg_run_into_an_existing_run_directory_raises_user_error(tmp_path):
     out = tmp_path / "run"
     hg.run("nguyen-1", seed=0, max_evaluations=300, population_size=30, out_dir=out)
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(UserError, match="already holds a finished run"):
         hg.run("nguyen-1", seed=1, max_evaluations=300, population_size=30, out_dir=out)
     after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert after == before  # nothing was touched
 
 
-def test_hg_resume_of_a_finished_run_directory_ends_the_same(tmp_path):
-    """In process: a run that checkpointed and finished, resumed from its last
-    checkpoint, writes the same results again."""
+def test_hg_resume_of_a_finished_run_refuses_and_changes_nothing(tmp_path):
+    out = tmp_path / "run"
+    hg.run("nguyen-1", seed=2, max_evaluations=1500, population_size=40,
+           checkpoint_every=2, target_error=0.0, out_dir=out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(UserError, match=r"holds a finished run .* nothing to resume"):
+        hg.resume(out)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+def test_a_run_killed_while_writing_its_outputs_resumes_to_the_same_end(tmp_path):
+    """The last output (operators.csv) missing means the run did not finish: resume
+    goes on from the last checkpoint and writes the same results again."""
     out = tmp_path / "run"
     first = hg.run("nguyen-1", seed=2, max_evaluations=1500, population_size=40,
                    checkpoint_every=2, target_error=0.0, out_dir=out)
     before = {name: (out / name).read_text() for name in FILES}
+    (out / "operators.csv").unlink()
     again = hg.resume(out)
     assert str(again.best) == str(first.best) and again.best_error == first.best_error
     assert again.stats["evaluations"] == first.stats["evaluations"]
     assert {name: (out / name).read_text() for name in FILES} == before
+
+
+def test_a_damaged_checkpoint_is_a_user_error(tmp_path):
+    out = tmp_path / "run"
+    hg.run("nguyen-1", seed=2, max_evaluations=600, population_size=40, checkpoint_every=1,
+           target_error=0.0, out_dir=out)
+    (out / "operators.csv").unlink()
+    (out / "checkpoint" / "state.pkl").write_bytes(b"Iabc\n.")
+    with pytest.raises(UserError,
+                       match=r"cannot read the checkpoint \(ValueError: .*\); it is damaged"):
+        hg.resume(out)
 
 
 def test_a_run_that_never_checkpointed_resumes_from_the_start(tmp_path):

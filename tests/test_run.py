@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import hybrid_gp as hg
@@ -78,7 +79,8 @@ def test_a_run_without_out_dir_writes_nothing(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"max_evaluations": -5}, ConfigError, "max_evaluations must be a positive number"),
+        ({"max_evaluations": -5}, ConfigError, "max_evaluations must be a positive integer"),
+        ({"max_evaluations": 2.5}, ConfigError, "max_evaluations must be a positive integer"),
         ({"time_budget": 0}, ConfigError, "time_budget must be a positive number"),
         ({"seed": -1}, ConfigError, "seed must be an integer >= 0"),
         ({"populaton_size": 30}, ConfigError,
@@ -90,6 +92,12 @@ def test_a_run_without_out_dir_writes_nothing(tmp_path, monkeypatch):
 def test_bad_run_arguments_are_refused(kwargs, error, message):
     with pytest.raises(error, match=message):
         hg.run("nguyen-1", **kwargs)
+
+
+def test_numpy_numbers_are_budgets_too():
+    res = hg.run("nguyen-1", max_evaluations=np.int64(200), time_budget=np.float32(60),
+                 population_size=30)
+    assert res.config.search.max_evaluations == 200 and res.config.search.time_budget == 60.0
 
 
 def test_an_unknown_problem_suggests_a_close_name():

@@ -82,6 +82,7 @@ class Settings:
     migration_size: int
     checkpoint_every: int
     checkpoint_seconds: float
+    stall_generations: int
 
     @classmethod
     def resolve(cls, config: RunConfig, problem: Problem) -> Settings:
@@ -126,6 +127,7 @@ class Settings:
             migration_size=s.migration_size,
             checkpoint_every=s.checkpoint_every,
             checkpoint_seconds=s.checkpoint_seconds,
+            stall_generations=s.stall_generations,
         )
         settings.check()
         settings.check_fitting(problem)
@@ -186,6 +188,8 @@ class EngineState:
     elapsed: float = 0.0  # wall seconds spent in earlier sessions
     events_written: int = 0  # lines of events.jsonl this state accounts for
     checkpointed_at: int = 0  # generation of the last checkpoint
+    evaluations_seen: int = 0  # evaluations at the last barrier where they grew
+    evaluated_at: int = 0  # the generation of that barrier (for the stall stop)
     llm: LLMBook = field(default_factory=LLMBook)
     bandit: Bandit | None = None
     bandit_rng: np.random.Generator | None = None
@@ -327,6 +331,8 @@ class Engine:
             return "generations"
         if s.time_budget is not None and self.elapsed >= s.time_budget:
             return "time_budget"
+        if s.stall_generations and st.generation - st.evaluated_at >= s.stall_generations:
+            return "stall_generations"
         return None
 
     def _epoch(self) -> None:
@@ -371,6 +377,8 @@ class Engine:
     # ------------------------------------------------------------------ barriers
     def _barrier(self) -> None:
         st = self.state
+        if st.evaluations != st.evaluations_seen:
+            st.evaluations_seen, st.evaluated_at = st.evaluations, st.generation
         llm_share = self._adapt_portfolio()
         if self.llm_bridge is not None:
             for event in self.llm_bridge.barrier(st.llm, llm_share):
