@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from typing import Any
 
 import numpy as np
@@ -9,9 +11,11 @@ import sympy as sp
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .api import make_config, run_config
+from .api import check_budget, make_config, run_config
+from .config import RunConfig, SearchConfig
 from .convert import readable_sympy
 from .errors import ConfigError
+from .grammar import Grammar, load_grammar
 from .llm.config import LLMConfig
 from .problem import Budget, Problem
 from .search.archive import choose_by_bic
@@ -41,8 +45,8 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
     def __init__(self, *, grammar: str = "full", population_size: int = 500,
                  max_evaluations: int | None = 100_000, time_budget: float | None = None,
                  generations: int | None = None, max_depth: int = 12, max_size: int = 60,
-                 random_state: int | np.random.Generator | None = None, n_jobs: int = 1,
-                 llm: Any = None, search: dict[str, Any] | None = None):
+                 random_state: int | np.random.Generator | np.random.RandomState | None = None,
+                 n_jobs: int | None = 1, llm: Any = None, search: dict[str, Any] | None = None):
         self.grammar = grammar
         self.population_size = population_size
         self.max_evaluations = max_evaluations
@@ -56,19 +60,19 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         self.search = search
 
     def fit(self, X: Any, y: Any) -> SymbolicRegressor:
+        """Search for a formula y ~ f(X). Every parameter is checked first, before X and
+        y are read: a bad one raises a ValueError (ConfigError; UnknownNameError for an
+        unknown grammar) naming it, its value and what was expected."""
+        grammar, config = self._checked_config()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
-        budget = Budget(population_size=self.population_size,
-                        max_evaluations=self.max_evaluations, generations=self.generations,
-                        time_budget=self.time_budget, max_depth=self.max_depth,
-                        max_size=self.max_size, target_error=0.0)
-        problem = Problem.from_data(X, y, grammar=self.grammar, budget=budget)
-        config = make_config(problem.name, _seed(self.random_state), n_jobs=self.n_jobs,
-                             **_search_settings(self.search))
-        if self.llm is not None:
-            if not isinstance(self.llm, LLMConfig):
-                raise ConfigError(f"llm must be a hybrid_gp.LLMConfig, got "
-                                  f"{type(self.llm).__name__}")
-            config = config.clone(override={"llm": self.llm})
+        budget = Budget(population_size=int(self.population_size),
+                        max_evaluations=_int_or_none(self.max_evaluations),
+                        generations=_int_or_none(self.generations),
+                        time_budget=(None if self.time_budget is None
+                                     else float(self.time_budget)),
+                        max_depth=int(self.max_depth), max_size=int(self.max_size),
+                        target_error=0.0)
+        problem = Problem.from_data(X, y, grammar=grammar, name=_PROBLEM, budget=budget)
         result = run_config(config, problem=problem)
         self.run_ = result
         self.pareto_front_ = result.pareto_front
@@ -76,6 +80,42 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         if self.program_ is None:  # nothing finite was found: keep the least bad
             self.program_ = result.best
         return self
+
+    def _checked_config(self) -> tuple[Grammar, RunConfig]:
+        """Check every constructor parameter (sklearn wants __init__ to only store them,
+        so this runs at fit) and build the run's config; no data is touched yet."""
+        _check_count("population_size", self.population_size, minimum=2)
+        _check_count("max_evaluations", self.max_evaluations, optional=True)
+        check_budget("time_budget", self.time_budget, numbers.Real)
+        _check_count("generations", self.generations, optional=True)
+        if self.max_evaluations is None and self.time_budget is None and self.generations is None:
+            raise ConfigError("max_evaluations, time_budget and generations are all None: "
+                              "set at least one, or the search never stops")
+        _check_count("max_depth", self.max_depth)
+        _check_count("max_size", self.max_size)
+        _check_random_state(self.random_state)
+        n_jobs = self.n_jobs
+        if n_jobs is not None and (isinstance(n_jobs, bool)
+                                   or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+            raise ConfigError(f"n_jobs must be a non-zero integer (-1: all cores) or None, got "
+                              f"{n_jobs!r}")
+        if self.llm is not None and not isinstance(self.llm, LLMConfig):
+            raise ConfigError(f"llm must be a hybrid_gp.LLMConfig, got "
+                              f"{type(self.llm).__name__}")
+        if not isinstance(self.grammar, str | os.PathLike | Grammar):
+            raise ConfigError(f"grammar must be a grammar name (hybrid_gp.list_grammars()), a "
+                              f".toml path or a hybrid_gp.Grammar, got {self.grammar!r}")
+        grammar = load_grammar(self.grammar)  # an unknown name fails here, naming it
+        search = _search_settings(self.search)
+        # The ramped initial trees are 5 deep by default: a smaller max_depth lowers them
+        # too, rather than failing over init_max_depth, a setting the user never gave.
+        if "init_max_depth" not in search and self.max_depth < _INIT_MAX_DEPTH:
+            search["init_max_depth"] = int(self.max_depth)
+        config = make_config(_PROBLEM, _seed(self.random_state),
+                             n_jobs=1 if n_jobs is None else int(n_jobs), **search)
+        if self.llm is not None:
+            config = config.clone(override={"llm": self.llm})
+        return grammar, config
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "program_")
@@ -105,6 +145,9 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
         return tags
 
 
+_PROBLEM = "data"  # the name of the problem a fit makes of X and y
+_INIT_MAX_DEPTH = SearchConfig().init_max_depth
+
 _OWN = ("population_size", "max_evaluations", "generations", "time_budget", "max_depth",
         "max_size")
 
@@ -122,6 +165,30 @@ def _search_settings(search: Any) -> dict[str, Any]:
             raise ConfigError(f"set {name} with SymbolicRegressor({name}=...), not "
                               f"through search")
     return dict(search)
+
+
+def _check_count(name: str, value: Any, minimum: int = 1, optional: bool = False) -> None:
+    """Refuse a count that is not an integer >= minimum (or None, when optional). A bool
+    is not a count, though Python calls it an int; numpy integers are (grid searches
+    pass them)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        expected = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+def _check_random_state(value: Any) -> None:
+    """Refuse a random_state `_seed` cannot turn into a root seed."""
+    if value is None or isinstance(value, np.random.Generator | np.random.RandomState):
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ConfigError(f"random_state must be None, an integer >= 0, a numpy Generator or "
+                          f"a numpy RandomState, got {value!r}")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _seed(random_state: int | np.random.Generator | np.random.RandomState | None) -> int:

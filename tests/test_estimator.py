@@ -5,17 +5,19 @@ hg.fitness)."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
 import sympy as sp
 from readings import plain_rows, stable_rows, sympy_values
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import hybrid_gp as hg
-from hybrid_gp.errors import ConfigError, DataError
+from hybrid_gp.errors import ConfigError, DataError, UnknownNameError
 
 
 def tiny(**kw) -> hg.SymbolicRegressor:
@@ -162,6 +164,127 @@ def test_bad_search_settings_are_refused_by_fit(data, search, message):
     X, y = data
     with pytest.raises(ConfigError, match=message):
         tiny(search=search).fit(X, y)
+
+
+# ---------------------------------------------------------------------- bad parameters
+
+
+def refused(param: str, value: object) -> str:
+    """The start of fit's message for a bad parameter: its name, then its value."""
+    return rf"^{param} must be .*, got {re.escape(repr(value))}$"
+
+
+@pytest.mark.parametrize(
+    ("param", "value"),
+    [
+        ("population_size", 1), ("population_size", 0), ("population_size", 30.0),
+        ("population_size", True), ("population_size", "30"), ("population_size", None),
+        ("max_evaluations", 0), ("max_evaluations", -1), ("max_evaluations", "abc"),
+        ("max_evaluations", 200.0), ("max_evaluations", True),
+        ("generations", 0), ("generations", -2), ("generations", 1.5), ("generations", True),
+        ("max_depth", 0), ("max_depth", -1), ("max_depth", 3.5), ("max_depth", None),
+        ("max_size", 0), ("max_size", None), ("max_size", False),
+    ],
+)
+def test_a_bad_count_is_refused_by_fit(data, param, value):
+    X, y = data
+    with pytest.raises(ConfigError, match=refused(param, value)) as err:
+        tiny(**{param: value}).fit(X, y)
+    assert isinstance(err.value, ValueError)  # sklearn's convention for a bad parameter
+    assert "an integer >=" in str(err.value)
+
+
+@pytest.mark.parametrize("value", [-1, 0, -0.5, float("nan"), "10", True])
+def test_a_bad_time_budget_is_refused_by_fit(data, value):
+    X, y = data
+    with pytest.raises(ConfigError, match=refused("time_budget", value)):
+        tiny(time_budget=value).fit(X, y)
+
+
+def test_a_fit_without_any_budget_is_refused_rather_than_run_forever(data):
+    X, y = data
+    with pytest.raises(ConfigError, match="max_evaluations, time_budget and generations are "
+                                          "all None"):
+        tiny(max_evaluations=None, time_budget=None, generations=None).fit(X, y)
+
+
+@pytest.mark.parametrize("value", ["x", -1, 1.5, True, [1, 2]])
+def test_a_bad_random_state_is_refused_by_fit(data, value):
+    X, y = data
+    with pytest.raises(ConfigError, match=refused("random_state", value)) as err:
+        tiny(random_state=value).fit(X, y)
+    assert "an integer >= 0, a numpy Generator or a numpy RandomState" in str(err.value)
+
+
+def test_a_random_state_object_is_accepted_and_reproducible(data):
+    X, y = data
+    a = tiny(max_evaluations=200, random_state=np.random.RandomState(5)).fit(X, y)
+    b = tiny(max_evaluations=200, random_state=np.random.RandomState(5)).fit(X, y)
+    assert a.program_ == b.program_
+
+
+@pytest.mark.parametrize("value", [0, 1.5, True, "2"])
+def test_a_bad_n_jobs_is_refused_by_fit(data, value):
+    X, y = data
+    with pytest.raises(ConfigError, match=refused("n_jobs", value)):
+        tiny(n_jobs=value).fit(X, y)
+
+
+def test_numpy_integers_and_n_jobs_none_are_accepted(data):
+    """What a grid search over np.arange passes, and sklearn's n_jobs=None."""
+    X, y = data
+    est = tiny(population_size=np.int64(30), max_evaluations=np.int64(200),
+               max_depth=np.int32(8), random_state=np.int64(3), n_jobs=None).fit(X, y)
+    assert est.run_.stats["evaluations"] <= 200
+    assert est.run_.config.n_jobs == 1
+
+
+@pytest.mark.parametrize("value", [3, None, ["koza"]])
+def test_a_grammar_that_is_not_a_name_path_or_grammar_is_refused_by_fit(data, value):
+    X, y = data
+    with pytest.raises(ConfigError, match=refused("grammar", value)):
+        tiny(grammar=value).fit(X, y)
+
+
+def test_an_unknown_grammar_name_is_refused_by_fit(data):
+    X, y = data
+    with pytest.raises(UnknownNameError, match="unknown grammar 'nope'") as err:
+        tiny(grammar="nope").fit(X, y)
+    assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("max_depth", [1, 2, 3])
+def test_a_max_depth_below_the_initial_depth_lowers_the_initial_trees(data, max_depth):
+    X, y = data
+    # generations bounds the run: at depth 1 koza has fewer distinct functions than 200,
+    # and cache hits do not count towards max_evaluations
+    est = tiny(grammar="koza", max_evaluations=200, generations=10,
+               max_depth=max_depth).fit(X, y)
+    assert est.run_.config.search.init_max_depth == max_depth
+    assert all(p.depth <= max_depth for _, _, p in est.pareto_front_)
+
+
+def test_parameters_are_checked_before_the_data(data):
+    X, y = data
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ConfigError, match=refused("max_evaluations", 0)):
+        tiny(max_evaluations=0).fit(bad, y)
+
+
+def test_init_clone_and_set_params_store_bad_parameters_and_fit_refuses_them(data):
+    """sklearn: __init__ and set_params only store; the check is fit's."""
+    X, y = data
+    est = tiny(max_evaluations="abc", random_state="x")
+    assert est.get_params()["max_evaluations"] == "abc"
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    with pytest.raises(ConfigError, match=refused("max_evaluations", "abc")):
+        copy.fit(X, y)
+    good = clone(tiny()).set_params(generations=0)
+    assert good.get_params()["generations"] == 0
+    with pytest.raises(ConfigError, match=refused("generations", 0)):
+        good.fit(X, y)
 
 
 # ---------------------------------------------------------------------- bad input
