@@ -117,9 +117,14 @@ def random_tree(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
 
 
 def ramped_half_and_half(grammar: Grammar, rng: np.random.Generator, n: int,
-                         n_features: int, min_depth: int = 2,
-                         max_depth: int = 6) -> list[Program]:
-    """Koza's initialisation: depths cycle min..max; half grow, half full."""
+                         n_features: int, min_depth: int = 2, max_depth: int = 6,
+                         max_size: int | None = None) -> list[Program]:
+    """Koza's initialisation: depths cycle min..max; half grow, half full.
+
+    With `max_size`, a tree over that many nodes is grown again (grow method, at its
+    depth and then shallower, below min_depth if need be) until it fits, so the
+    search's size limit holds from the first generation; until the first tree that
+    does not fit, the draws are exactly those made without the limit."""
     if min_depth < 0 or max_depth < min_depth:
         raise ConfigError(f"need 0 <= min_depth <= max_depth, got {min_depth}, {max_depth}")
     depths = range(min_depth, max_depth + 1)
@@ -127,9 +132,30 @@ def ramped_half_and_half(grammar: Grammar, rng: np.random.Generator, n: int,
     for k in range(n):
         depth = depths[k % len(depths)]
         method = "full" if (k // len(depths)) % 2 else "grow"
-        out.append(random_tree(grammar, rng, n_features, max_depth=depth,
-                               min_depth=min(min_depth, depth), method=method))
+        tree = random_tree(grammar, rng, n_features, max_depth=depth,
+                           min_depth=min(min_depth, depth), method=method)
+        if max_size is not None and tree.size > max_size:
+            tree = _regrow_within(grammar, rng, n_features, depth, min_depth, max_size)
+        out.append(tree)
     return out
+
+
+_REGROW_TRIES = 8  # grow attempts per depth before trying one level shallower
+
+
+def _regrow_within(grammar: Grammar, rng: np.random.Generator, n_features: int,
+                   depth: int, min_depth: int, max_size: int) -> Program:
+    for d in range(depth, -1, -1):
+        for _ in range(_REGROW_TRIES):
+            try:
+                tree = random_tree(grammar, rng, n_features, max_depth=d,
+                                   min_depth=min(min_depth, d), method="grow")
+            except ConfigError:  # the grammar's output type needs more depth than d
+                break
+            if tree.size <= max_size:
+                return tree
+    raise ConfigError(f"max_size={max_size} is too small for grammar {grammar.name!r}: no "
+                      f"random tree it can build fits in it")
 
 
 def random_programs(grammar: Grammar | str, n: int, n_features: int,

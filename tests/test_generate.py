@@ -184,3 +184,25 @@ def test_bad_generation_arguments_raise_config_errors(koza, full):
         random_tree(angle, np.random.default_rng(0), 1, max_depth=0, ret_type="angle")
     tree = random_tree(angle, np.random.default_rng(0), 1, max_depth=1, ret_type="angle")
     assert str(tree) == "rad(x0)"
+
+
+def test_ramped_half_and_half_keeps_every_tree_within_max_size():
+    g = hg.load_grammar("koza")
+    free = ramped_half_and_half(g, np.random.default_rng(3), 200, 2, 2, 6)
+    assert max(p.size for p in free) > 15  # the limit below binds
+    limited = ramped_half_and_half(g, np.random.default_rng(3), 200, 2, 2, 6, max_size=15)
+    assert max(p.size for p in limited) <= 15
+    assert ramped_half_and_half(g, np.random.default_rng(3), 200, 2, 2, 6,
+                                max_size=10_000) == free
+
+
+def test_a_max_size_below_the_minimum_depth_gives_shallower_trees():
+    trees = ramped_half_and_half(hg.load_grammar("koza"), np.random.default_rng(0), 20, 2,
+                                 min_depth=2, max_depth=3, max_size=2)
+    assert max(p.size for p in trees) <= 2
+
+
+def test_a_run_never_holds_a_program_over_max_size():
+    res = hg.run("nguyen-7", max_size=9, max_evaluations=3000, population_size=60,
+                 immigrants=0.1, restart_after=3)
+    assert max(p.size for _, _, p in res.pareto_front) <= 9

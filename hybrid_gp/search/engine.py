@@ -276,7 +276,7 @@ class Engine:
             island = self._new_island(k)
             programs = ramped_half_and_half(
                 self.problem.grammar, stream(self.config.seed, "init", k), s.population_size,
-                self.problem.n_features, s.init_min_depth, s.init_max_depth)
+                self.problem.n_features, s.init_min_depth, s.init_max_depth, s.max_size)
             pop = score_programs(island, self.problem, programs, self._share_of_budget(k))
             pop.ids = island.new_ids(len(pop))
             if s.selection == "nsga2":

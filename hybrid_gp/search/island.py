@@ -157,7 +157,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     n_new = round(s.immigrants * n_children)
     if n_new:  # fresh random trees replace the last children of the brood
         fresh = ramped_half_and_half(ctx.grammar, island.rng, n_new, ctx.n_features,
-                                     s.init_min_depth, s.init_max_depth)
+                                     s.init_min_depth, s.init_max_depth, ctx.max_size)
         brood.children[-n_new:] = fresh
         brood.operators[-n_new:] = ["immigrant"] * n_new
         brood.parents[-n_new:] = [()] * n_new
@@ -312,7 +312,8 @@ def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: Variation
     else:
         kept = pop.take(np.empty(0, dtype=np.int64))
     fresh = ramped_half_and_half(ctx.grammar, island.rng, s.population_size - len(kept),
-                                 ctx.n_features, s.init_min_depth, s.init_max_depth)
+                                 ctx.n_features, s.init_min_depth, s.init_max_depth,
+                                 ctx.max_size)
     scored = island.scorer.score(fresh, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))
     island.counters.evaluations += scored.evaluated
