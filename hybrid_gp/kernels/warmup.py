@@ -76,10 +76,19 @@ def ensure_compiled(groups: tuple[str, ...] = GROUPS) -> bool:
     if not todo:
         return False
     env = dict(os.environ, HYBRID_GP_NO_WARMUP="1")
+    # Own sessions: a Ctrl-C at the terminal reaches this process only (a run then
+    # stops at its first barrier), not the compilers, which would die mid-compile.
     procs = {g: subprocess.Popen([sys.executable, "-m", "hybrid_gp.kernels.warmup", g],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True)
              for g in todo}
-    done = {g: p.wait() == 0 for g, p in procs.items()}
+    try:
+        done = {g: p.wait() == 0 for g, p in procs.items()}
+    finally:  # interrupted: leave no compiler behind
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     for g, ok in done.items():
         if ok:
             try:
