@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .api import check_budget, make_config, run_config
-from .config import RunConfig, SearchConfig
+from .config import RunConfig
 from .convert import readable_sympy
 from .errors import ConfigError
 from .grammar import Grammar, load_grammar
@@ -107,10 +107,6 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
                               f".toml path or a hybrid_gp.Grammar, got {self.grammar!r}")
         grammar = load_grammar(self.grammar)  # an unknown name fails here, naming it
         search = _search_settings(self.search)
-        # The ramped initial trees are 5 deep by default: a smaller max_depth lowers them
-        # too, rather than failing over init_max_depth, a setting the user never gave.
-        if "init_max_depth" not in search and self.max_depth < _INIT_MAX_DEPTH:
-            search["init_max_depth"] = int(self.max_depth)
         config = make_config(_PROBLEM, _seed(self.random_state),
                              n_jobs=1 if n_jobs is None else int(n_jobs), **search)
         if self.llm is not None:
@@ -146,7 +142,6 @@ class SymbolicRegressor(RegressorMixin, BaseEstimator):
 
 
 _PROBLEM = "data"  # the name of the problem a fit makes of X and y
-_INIT_MAX_DEPTH = SearchConfig().init_max_depth
 
 _OWN = ("population_size", "max_evaluations", "generations", "time_budget", "max_depth",
         "max_size")

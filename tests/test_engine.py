@@ -225,6 +225,11 @@ def test_a_search_that_reaches_nothing_new_stops_as_stalled():
     assert res.stats["generations"] - last_new == 20
 
 
+def test_a_max_depth_below_the_initial_depth_lowers_the_initial_trees():
+    res = hg.run("nguyen-1", max_depth=3, max_evaluations=600, population_size=40)
+    assert max(p.depth for _, _, p in res.pareto_front) <= 3
+
+
 # ---------------------------------------------------------------------- selection schemes
 
 

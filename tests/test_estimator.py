@@ -260,7 +260,6 @@ def test_a_max_depth_below_the_initial_depth_lowers_the_initial_trees(data, max_
     # and cache hits do not count towards max_evaluations
     est = tiny(grammar="koza", max_evaluations=200, generations=10,
                max_depth=max_depth).fit(X, y)
-    assert est.run_.config.search.init_max_depth == max_depth
     assert all(p.depth <= max_depth for _, _, p in est.pareto_front_)
 
 

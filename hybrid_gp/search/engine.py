@@ -104,8 +104,10 @@ class Settings:
             lexicase_rows=s.lexicase_rows,
             elitism=s.elitism,
             immigrants=s.immigrants,
-            init_min_depth=s.init_min_depth,
-            init_max_depth=s.init_max_depth,
+            # The initial trees are 5 deep by default: a smaller max_depth lowers them
+            # too, rather than failing over init_max_depth, a setting often left alone.
+            init_min_depth=min(s.init_min_depth, pick(s.max_depth, b.max_depth)),
+            init_max_depth=min(s.init_max_depth, pick(s.max_depth, b.max_depth)),
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
             restart_after=pick(s.restart_after, b.restart_after),
@@ -146,9 +148,6 @@ class Settings:
                               f"search.population_size ({self.population_size})")
         if self.init_max_depth < self.init_min_depth:
             raise ConfigError("search.init_max_depth must be >= search.init_min_depth")
-        if self.init_max_depth > self.max_depth:
-            raise ConfigError(f"search.init_max_depth ({self.init_max_depth}) must be <= "
-                              f"search.max_depth ({self.max_depth})")
         if self.migration_size >= self.population_size:
             raise ConfigError("search.migration_size must be smaller than the population")
         if self.restart_after < 0 or not 0.0 <= self.restart_gain < 1.0:
