@@ -13,7 +13,7 @@ from typing import Any
 
 import pyglove as pg
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .llm.config import LLMConfig, stable_name
 
 _OPT_INT = pg.typing.Int(min_value=1).noneable()
@@ -276,12 +276,8 @@ def _check_path(config: pg.Object, path: str) -> None:
 
 def _pyglove_message(exc: BaseException) -> tuple[str, str | None]:
     """A pyglove error's first line without its "(path=...)" tail, and that path."""
-    message = _first_line(exc)
+    message = first_line(exc)
     where = re.search(r"\s*\(path=([^)]+)\)\s*$", message)
     if where is None:
         return message, None
     return message[:where.start()], where.group(1)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

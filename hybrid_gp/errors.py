@@ -53,3 +53,10 @@ class UnknownNameError(UserError, KeyError):
 
 class RunInterrupted(HybridGPError):
     """A run stopped on a signal after writing its checkpoint; it can be resumed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (library messages can run to
+    pages), or its type's name when it has none: for one-line user errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

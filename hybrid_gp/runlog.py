@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .program import Program
 
 CONFIG = "config.json"
@@ -140,7 +140,7 @@ def load_checkpoint(run_dir: str | Path) -> Any | None:
             return pickle.load(fh)
     except Exception as exc:  # a damaged file fails in many ways
         raise UserError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: "
-                        f"{_first_line(exc)}); it is damaged, or was written by another "
+                        f"{first_line(exc)}); it is damaged, or was written by another "
                         f"version of hybrid_gp") from None
 
 
@@ -176,8 +176,3 @@ def read_genealogy(run_dir: str | Path) -> Any:
 
     with open(Path(run_dir) / GENEALOGY, encoding="utf-8") as fh:
         return nx.node_link_graph(json.load(fh), edges="edges")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else "no message"

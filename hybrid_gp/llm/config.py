@@ -12,7 +12,7 @@ import inspect
 
 import pyglove as pg
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 MODES = ("live", "record", "replay", "replay-or-live")
 TOKEN_PARAMS = ("max_tokens", "max_completion_tokens")
@@ -130,7 +130,7 @@ class LLMConfig(pg.Object):
         except ConfigError:
             raise
         except (TypeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"LLMConfig: {_first_line(exc)}") from None
+            raise ConfigError(f"LLMConfig: {first_line(exc)}") from None
 
     def _on_bound(self):
         super()._on_bound()
@@ -189,8 +189,3 @@ def check_llm_config(config: LLMConfig) -> None:
         # The value is not echoed: it may be a key pasted into the wrong field.
         raise ConfigError("llm.api_key_env: expected the name of an environment variable "
                           "such as OPENAI_API_KEY (the variable's name, never the key itself)")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
