@@ -32,7 +32,7 @@ from .runlog import (
     truncate_events,
     write_genealogy,
 )
-from .search.engine import Engine
+from .search.engine import Engine, Settings
 
 
 @dataclass
@@ -144,6 +144,7 @@ def run_config(config: RunConfig, problem: Problem | None = None,
         what = ("a finished run;" if finished(out_dir) else
                 "a run; resume it (hg.resume / hybrid-gp resume) or")
         raise UserError(f"{out_dir} already holds {what} choose another directory")
+    Settings.resolve(config, prob)  # a bad setting fails before the run directory exists
     log = RunLog(out_dir) if out_dir is not None else None
 
     def emit(event: dict[str, Any]) -> None:

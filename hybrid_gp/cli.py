@@ -402,8 +402,17 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    for path in write_report(args.dir):
-        print(path)
+    if (args.dir / BATCH).exists():  # a --runs folder: each seed's run that has begun
+        _, seeds = _read_batch(args.dir)
+        dirs = [args.dir / f"seed{s}" for s in seeds if (args.dir / f"seed{s}").is_dir()]
+        if not dirs:
+            raise UserError(f"{args.dir} is a batch of runs none of which has begun; "
+                            f"`hybrid-gp resume {args.dir}` runs them")
+    else:
+        dirs = [args.dir]
+    for run_dir in dirs:
+        for path in write_report(run_dir):
+            print(path)
     return 0
 
 

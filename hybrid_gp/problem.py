@@ -22,7 +22,7 @@ import numpy as np
 
 from .compiler import CompiledBatch
 from .errors import ProblemError
-from .evaluation import as_features, as_target, get_metric, mse_features
+from .evaluation import METRICS, as_features, as_target, get_metric, mse_features
 from .formula import Formula
 from .grammar import Grammar, load_grammar
 from .registry import Registry, data_dir
@@ -98,6 +98,13 @@ class Problem:
     def n_cases(self) -> int:
         """Fitness cases one evaluation looks at (here: training rows)."""
         return self.train.n_rows
+
+    @property
+    def squared_error_based(self) -> bool:
+        """Whether `error` is this class's own, in a built-in metric (MSE, RMSE, NMSE,
+        R2): constant fitting, which minimises squared error and converts it into the
+        metric, needs that. A subclass with its own `error` is its own judge."""
+        return type(self).error is Problem.error and self.metric in METRICS
 
     def error(self, batch: CompiledBatch, n_jobs: int = 1,
               data: Dataset | None = None) -> np.ndarray:

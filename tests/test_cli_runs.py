@@ -37,6 +37,14 @@ def test_a_batch_resume_reads_finished_seeds_back_and_runs_the_missing_ones(tmp_
     assert (out / "seed1" / "best.txt").read_text() == seed1
 
 
+def test_report_of_a_batch_reports_every_seed(tmp_path, capsys):
+    out = tmp_path / "batch"
+    assert main(["run", "nguyen-1", "--runs", "2", "--max-evals", "300", "--out", str(out),
+                 "--quiet"]) == 0
+    assert main(["report", str(out)]) == 0
+    assert all((out / f"seed{s}" / "summary.md").exists() for s in (0, 1))
+
+
 def test_running_a_batch_again_into_its_folder_is_refused(tmp_path, capsys):
     out = tmp_path / "batch"
     args = ["run", "nguyen-1", "--runs", "2", "--max-evals", "300", "--out", str(out),
@@ -124,3 +132,10 @@ def test_the_report_of_a_data_run_names_the_columns(tmp_path, capsys):
     write_report(out)
     summary = (out / "summary.md").read_text()
     assert "speed" in summary and "mass" in summary
+
+
+def test_a_setting_the_engine_refuses_leaves_no_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "nguyen-1", "--set", "search.elitism=600", "--out", str(out)]) == 2
+    assert "search.elitism (600) must be smaller" in capsys.readouterr().err
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,13 @@ import sympy as sp
 
 import hybrid_gp as hg
 from hybrid_gp.compiler import compile_batch
-from hybrid_gp.errors import ProblemError
+from hybrid_gp.errors import ConfigError, ProblemError
+from hybrid_gp.evaluation import evaluate_features
 from hybrid_gp.formula import Formula, _harmonic
 from hybrid_gp.problem import (
     PROBLEMS,
+    Dataset,
+    Problem,
     ProblemSpec,
     grid_axis,
     list_suites,
@@ -209,6 +213,34 @@ def test_a_toml_file_is_enough_to_add_a_problem(tmp_path):
     assert problem.suite == "mine" and problem.variables == ("a", "b")
     result = hg.run(problem, seed=0, max_evaluations=200, population_size=20)
     assert result.best is not None
+
+
+@dataclass(frozen=True)
+class SignMatch(Problem):
+    """docs/problems.md's plugin example: its own error in its own metric."""
+
+    metric: str = "wrong_sign_share"
+
+    def error(self, batch, n_jobs=1, data=None):
+        d = data or self.train
+        return np.mean(np.sign(evaluate_features(batch, d.XT, n_jobs)) != d.y, axis=1)
+
+
+def _sign_match() -> SignMatch:
+    x = np.linspace(-2.0, 2.0, 100)
+    return SignMatch(name="sign-match", grammar=hg.load_grammar("full"),
+                     train=Dataset.from_arrays(x[:, None], np.sign(np.sin(3 * x))),
+                     domain=((-2.0, 2.0),))
+
+
+def test_a_problem_with_its_own_error_runs_without_constant_fitting():
+    problem = _sign_match()
+    assert not problem.squared_error_based and hg.get_problem("keijzer-4").squared_error_based
+    res = hg.run(problem, max_evaluations=600, population_size=40)
+    assert res.stats["fitted"] == 0 and 0 <= res.best_error < 0.5
+    with pytest.raises(ConfigError, match="scores programs by its own error "
+                                          r"\(wrong_sign_share\); set search.fit_share=0"):
+        hg.run(problem, max_evaluations=600, fit_share=0.3)
 
 
 # ---------------------------------------------------------------------- entry points

@@ -118,7 +118,8 @@ class Settings:
             semantic_library=s.semantic_library,
             retry_unchanged=s.retry_unchanged,
             simplify_every=s.simplify_every,
-            fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled else 0.0)
+            fit_share=(pick(s.fit_share, 0.3 if problem.grammar.constants.enabled
+                            and problem.squared_error_based else 0.0)
                        if problem.kind == "regression" else 0.0),
             fit_scaling=s.fit_scaling,
             fit_iterations=s.fit_iterations,
@@ -165,6 +166,10 @@ class Settings:
     def check_fitting(self, problem: Problem) -> None:
         from ..fitting import can_scale
 
+        if self.fit_share > 0 and not problem.squared_error_based:
+            raise ConfigError(f"search.fit_share: constant fitting minimises squared error, "
+                              f"but problem {problem.name!r} scores programs by its own "
+                              f"error ({problem.metric}); set search.fit_share=0")
         if self.fit_share > 0 and self.fit_scaling and not can_scale(problem.grammar):
             raise ConfigError(f"search.fit_scaling needs add, mul and constants, which grammar "
                               f"{problem.grammar.name!r} lacks; set search.fit_scaling=False "
