@@ -145,6 +145,10 @@ def run_config(config: RunConfig, problem: Problem | None = None,
                 "a run; resume it (hg.resume / hybrid-gp resume) or")
         raise UserError(f"{out_dir} already holds {what} choose another directory")
     Settings.resolve(config, prob)  # a bad setting fails before the run directory exists
+    if config.llm is not None and not resume:
+        from .llm.broker import preflight
+
+        preflight(config.llm)  # likewise a missing API key or transcript
     log = RunLog(out_dir) if out_dir is not None else None
 
     def emit(event: dict[str, Any]) -> None:

@@ -181,7 +181,9 @@ def _llm_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """An LLMConfig for --llm-model (None when no model is named), and the other
     --llm-* flags as llm.* settings, checked together with any --set llm.*."""
     given = {"base_url": args.llm_base_url, "rate": args.llm_rate, "mode": args.llm_mode,
-             "transcript": str(args.llm_transcript) if args.llm_transcript else None}
+             # absolute: a resume from another folder must find the same file
+             "transcript": str(args.llm_transcript.resolve()) if args.llm_transcript
+             else None}
     if args.llm_model is None:
         extra = [f"--llm-{k.replace('_', '-')}" for k, v in given.items() if v is not None]
         if extra:
@@ -299,7 +301,7 @@ def _run_batch(folder: Path, problem: Any, base: Any, seeds: list[int], quiet: b
                 if (out / CONFIG).exists():
                     result = resume(out, on_event=on_event)
                 else:
-                    result = run_config(base.clone(override={"seed": seed}), problem=problem,
+                    result = run_config(_seed_config(base, seed), problem=problem,
                                         out_dir=out, on_event=on_event)
         except (RunInterrupted, KeyboardInterrupt):
             raise RunInterrupted(f"run {k + 1} of {len(seeds)} (seed {seed}) stopped; "
@@ -308,6 +310,17 @@ def _run_batch(folder: Path, problem: Any, base: Any, seeds: list[int], quiet: b
         errors.append(result.best_error)
     _print_summary(errors, problem.budget.target_error)
     return 0
+
+
+def _seed_config(base: Any, seed: int) -> Any:
+    """One seed's config in a batch: its seed, and its own LLM transcript (calls.jsonl
+    becomes calls.seed3.jsonl), since each run records or replays its own calls."""
+    config = base.clone(override={"seed": seed})
+    if config.llm is not None and config.llm.transcript:
+        path = Path(config.llm.transcript)
+        config.rebind({"llm.transcript": str(path.with_name(f"{path.stem}.seed{seed}"
+                                                             f"{path.suffix}"))})
+    return config
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import pytest
 from llm_server import KEY_ENV, Action, ScriptedServer, exprs, llm_config
 
 import hybrid_gp as hg
+from hybrid_gp.errors import UserError
 
 pytestmark = pytest.mark.llm
 
@@ -120,3 +121,45 @@ def test_the_estimator_refuses_an_llm_that_is_not_a_config() -> None:
     X = np.zeros((5, 1))
     with pytest.raises(hg.UserError, match="LLMConfig"):
         hg.SymbolicRegressor(llm="gpt-4o").fit(X, X[:, 0])
+
+
+def test_setup_mistakes_are_refused_before_the_run_directory_exists(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    existing = tmp_path / "old.jsonl"
+    existing.write_text('{"type": "header"}\n')
+    cases = [
+        (llm_config("http://127.0.0.1:9/v1", mode="record", transcript=str(existing)),
+         "already exists"),
+        (llm_config("http://127.0.0.1:9/v1", mode="replay",
+                    transcript=str(tmp_path / "none.jsonl")), "does not exist"),
+    ]
+    for k, (llm, message) in enumerate(cases):
+        with pytest.raises(UserError, match=message):
+            run(tmp_path, f"r{k}", llm)
+        assert not (tmp_path / f"r{k}").exists()
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(UserError, match=KEY_ENV):
+        run(tmp_path, "nokey", hg.LLMConfig(model="m", api_key_env=KEY_ENV))
+    assert not (tmp_path / "nokey").exists()
+
+
+def test_every_llm_operator_weight_zero_is_refused() -> None:
+    from hybrid_gp.llm.config import LLMOperatorRates
+
+    off = LLMOperatorRates(**{str(k): 0.0 for k in LLMOperatorRates.__schema__.fields})
+    with pytest.raises(UserError, match=r"llm\.operators: every weight is 0"):
+        llm_config("http://127.0.0.1:9/v1", operators=off)
+
+
+def test_a_recorded_batch_gives_each_seed_its_own_transcript(tmp_path: Path) -> None:
+    from hybrid_gp.cli import main
+
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        code = main(["run", "nguyen-2", "--runs", "2", "--max-evals", "1500", "--quiet",
+                     "--out", str(tmp_path / "batch"), "--llm-model", "scripted-model",
+                     "--llm-base-url", server.base_url, "--llm-rate", "0.2",
+                     "--llm-mode", "record", "--llm-transcript", str(transcript),
+                     "--set", f"llm.api_key_env={KEY_ENV}"])
+    assert code == 0
+    assert (tmp_path / "calls.seed0.jsonl").exists() and (tmp_path / "calls.seed1.jsonl").exists()

@@ -50,6 +50,7 @@ from .transcript import (
     TranscriptMiss,
     describe_request,
     exchange,
+    refuse_existing,
     request_key,
 )
 
@@ -418,6 +419,18 @@ async def _call(client: LLMClient, messages: list[dict[str, str]]) -> Outcome:
         raise
     except Exception as exc:
         return Outcome(None, "internal", {"internal": 1}, detail=type(exc).__name__)
+
+
+def preflight(config: LLMConfig) -> None:
+    """What a Broker would refuse, checked before a run writes anything: the API key
+    for every mode that may call the endpoint, a record transcript that exists
+    already, a replay transcript that is missing or unreadable."""
+    if config.mode != "replay":
+        resolve_api_key(config)
+    if config.mode == "record" and config.transcript:
+        refuse_existing(config.transcript)
+    if config.mode == "replay":
+        _open_transcript(config)
 
 
 def _open_transcript(config: LLMConfig) -> Transcript | None:

@@ -172,6 +172,9 @@ def check_llm_config(config: LLMConfig) -> None:
     if config.mode == "live" and config.transcript:
         raise ConfigError("llm.transcript: mode 'live' writes no transcript; use mode "
                           "'record' to keep one")
+    if not any(w > 0 for w in config.operators.as_dict().values()):
+        raise ConfigError("llm.operators: every weight is 0, so no LLM operator could run; "
+                          "give one a positive weight, or leave the LLM out")
     if config.min_share > config.max_share:
         raise ConfigError(f"llm.min_share ({config.min_share}) must be <= llm.max_share "
                           f"({config.max_share})")

@@ -56,6 +56,20 @@ class Occurrences:
         return n
 
 
+def has_content(path: str | Path) -> bool:
+    path = Path(path)
+    return path.exists() and path.stat().st_size > 0
+
+
+def refuse_existing(path: str | Path) -> None:
+    """Mode 'record' starts a transcript: an existing one is never overwritten."""
+    if has_content(path):
+        raise TranscriptError(
+            f"llm.transcript: {path} already exists; mode 'record' starts a new "
+            f"transcript. Replay it (mode 'replay' or 'replay-or-live'), or choose "
+            f"another path")
+
+
 class Transcript:
     """One JSONL file: read whole for replay, appended to while recording."""
 
@@ -63,12 +77,9 @@ class Transcript:
         self.path = Path(path)
         self.entries: dict[tuple[str, int], dict[str, Any]] = {}
         self._out = None
-        exists = self.path.exists() and self.path.stat().st_size > 0
-        if fresh and exists:
-            raise TranscriptError(
-                f"llm.transcript: {self.path} already exists; mode 'record' starts a new "
-                f"transcript. Replay it (mode 'replay' or 'replay-or-live'), or choose "
-                f"another path")
+        exists = has_content(self.path)
+        if fresh:
+            refuse_existing(self.path)
         if read:
             if not exists and not write:
                 raise TranscriptError(f"llm.transcript: {self.path} does not exist; "
