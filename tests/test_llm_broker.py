@@ -24,8 +24,10 @@ from llm_server import (
     Action,
     ScriptedServer,
     drop,
+    empty,
     exprs,
     llm_config,
+    malformed,
     reply,
     status,
     wait_until,
@@ -253,6 +255,20 @@ def test_a_bad_request_counts_toward_disabling_but_not_at_once(koza):
             broker.wait(10)
             broker.collect(2)
             assert not broker.active and "client_error" in (broker.disabled or "")
+        assert server.hits == 2
+
+
+@pytest.mark.parametrize("action", [empty, malformed], ids=["empty", "malformed"])
+def test_replies_that_are_empty_or_malformed_in_a_row_disable_the_llm(koza, action):
+    with ScriptedServer(default=action()) as server:
+        config = llm_config(server.base_url, failures_to_disable=2, max_pending=1)
+        with make_broker(config, koza) as broker:
+            for generation in range(4):
+                broker.collect(generation)
+                if broker.active:
+                    broker.submit(rewrite(koza, parent_id=generation), generation)
+                    broker.wait(10)
+            assert not broker.active and action.__name__ in (broker.disabled or "")
         assert server.hits == 2
 
 

@@ -264,7 +264,7 @@ class Broker:
         once when it refuses the key or the model."""
         if fault == "client_error" and status in REFUSING:
             self._disable(f"the endpoint refused the request ({detail})", generation)
-        elif fault in RETRYABLE or fault in ("client_error", "internal"):
+        elif fault in RETRYABLE or fault in ("client_error", "internal", "empty", "malformed"):
             self._consecutive_failures += 1
             if self._consecutive_failures >= self.config.failures_to_disable:
                 self._disable(f"{self._consecutive_failures} requests in a row failed "
