@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from llm_server import KEY_ENV, ScriptedServer, exprs, llm_config
@@ -97,6 +98,23 @@ def test_broken_files_are_named_with_their_line(tmp_path, line, message):
     with pytest.raises(TranscriptError, match=message) as info:
         Transcript(path, read=True, write=False)
     assert f"{path}:2" in str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"occurrence": "abc"}, "occurrence must be an integer, got 'abc'"),
+    ({"joined": "soon"}, "joined must be an integer, got 'soon'"),
+    ({"reply": "zzz"}, "AttributeError|str"),
+    ({"reply": {"text": "x", "usage": {"prompt_tokens": None}}}, "int"),
+])
+def test_an_entry_with_damaged_values_is_named_with_its_line(tmp_path, change, message):
+    path = tmp_path / "t.jsonl"
+    good = json.dumps({"type": "header", "format": FORMAT, "version": 1})
+    damaged = json.dumps({"type": "exchange", **entry("k", 0), **change})
+    path.write_text(good + "\n" + damaged + "\n", encoding="utf-8")
+    with pytest.raises(TranscriptError, match="a damaged entry") as info:
+        Transcript(path, read=True, write=False)
+    assert f"{path}:2" in str(info.value)
+    assert re.search(message, str(info.value))
 
 
 def rewrite_request(koza: hg.Grammar, text: str = "x0", parent_id: int = 0):

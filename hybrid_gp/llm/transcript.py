@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from ..errors import UserError
+from ..errors import UserError, first_line
 
 FORMAT = "hybrid_gp.llm_transcript"
 VERSION = 1
@@ -120,6 +120,7 @@ class Transcript:
             missing = [k for k in _REQUIRED if k not in entry]
             if missing:
                 raise TranscriptError(f"llm.transcript: {where}: entry lacks {missing[0]!r}")
+            _check_values(entry, where)
             self.entries[(entry["key"], int(entry["occurrence"]))] = entry
 
     def lookup(self, key: str, occurrence: int) -> dict[str, Any] | None:
@@ -140,6 +141,24 @@ class Transcript:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+
+def _check_values(entry: dict[str, Any], where: str) -> None:
+    """An entry's values must read back (a hand-edited file fails here, naming the
+    line, rather than mid-replay with a Python error)."""
+    from .client import Outcome
+
+    try:
+        for name in ("occurrence", "submitted", "joined"):
+            value = entry.get(name)
+            if (value is None and name == "joined") or (
+                    isinstance(value, int) and not isinstance(value, bool)):
+                continue
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        Outcome.from_json(entry)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise TranscriptError(f"llm.transcript: {where}: a damaged entry "
+                              f"({first_line(exc)})") from None
 
 
 def exchange(*, key: str, occurrence: int, seq: int, operator: str, model: str,
