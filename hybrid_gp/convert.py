@@ -233,9 +233,28 @@ def from_sympy(expr: Any, grammar: Grammar, variables: Sequence[str] | None = No
     if isinstance(expr, str):
         raise ConversionError("from_sympy takes a sympy expression; for text use "
                               "Program.parse")
+    expr = sp.sympify(expr) if isinstance(expr, int | float) else expr
+    if isinstance(expr, sp.Basic):
+        expr = _real_parts(expr)
     b = _FromSympy(grammar, variables)
-    b.build(sp.sympify(expr) if isinstance(expr, int | float) else expr, grammar.output_type)
+    b.build(expr, grammar.output_type)
     return Program(grammar, b.codes, b.consts)
+
+
+def _real_parts(expr: Any) -> Any:
+    """Our values are real: sympy's re(z) of them is z, and im(z) and arg(z) are 0
+    (the plain reading holds where log and sqrt arguments are positive, so arg is 0
+    there; sympy also writes arg(x) as atan2(0, x)). Sympy writes |exp(sin(log(x)))|
+    as exp(sin(log|x|) * cosh(arg(x))) for a real x that may be negative; this turns
+    it back into something a grammar has."""
+    if not expr.has(sp.re, sp.im, sp.arg, sp.atan2):
+        return expr
+
+    def zero_angle(e: Any) -> bool:  # arg(z), and arg as sympy also writes it
+        return isinstance(e, sp.im | sp.arg) or (isinstance(e, sp.atan2) and e.args[0] == 0)
+
+    return expr.replace(zero_angle, lambda e: sp.Integer(0)) \
+               .replace(lambda e: isinstance(e, sp.re), lambda e: e.args[0])
 
 
 # ---------------------------------------------------------------------- JSON

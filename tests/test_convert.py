@@ -138,6 +138,18 @@ def test_a_guarded_argument_of_unknown_sign_keeps_its_plain_reading():
     assert str(Program.parse("sqrt(neg(x0))", grammar="full").to_sympy()) == "sqrt(-x0)"
 
 
+def test_from_sympy_reads_the_real_parts_sympy_writes_for_abs_of_exp():
+    """Hypothesis found it: sympy writes |exp(sin(log(x0)))| for a real x0 of unknown
+    sign as exp(sin(log|x0|) * cosh(arg(x0))); arg of our (real, positive where the
+    plain reading holds) values is 0."""
+    X = np.array([[0.5, 1.0, 1.0], [2.0, 1.0, 1.0], [3.0, 1.0, 1.0]])
+    for text, angle in [("abs(exp(sin(log(x0))))", "arg"), ("abs(exp(sqrt(x0)))", "atan2")]:
+        p = Program.parse(text, grammar="full")
+        assert angle in str(p.to_sympy())
+        q = Program.from_sympy(p.to_sympy(), grammar="full")
+        np.testing.assert_allclose(q.evaluate(X), p.evaluate(X), rtol=1e-12)
+
+
 @given(programs("full", 4, N))
 @SOME
 def test_from_sympy_of_to_sympy_computes_the_same_function(p):
