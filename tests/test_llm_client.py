@@ -293,3 +293,17 @@ def test_jitter_never_uses_the_global_random_module():
     before = rng.bit_generator.state
     backoff_delay(1, rng, base=1.0, cap=10.0)
     assert rng.bit_generator.state != before
+
+
+def test_a_budget_snapshot_counts_requests_in_flight_at_their_worst_case():
+    b = Budget(max_calls=3, max_tokens=1000, max_usd=1.0, price=(0.001, 0.002))
+    done = b.reserve(10, 20)
+    b.settle(done, Usage(5, 5))
+    b.reserve(10, 20)  # still in flight when the checkpoint is taken
+    snap = b.snapshot()
+    assert snap["calls"] == 2 and snap["tokens"] == 10 + 30
+    assert snap["usd"] == pytest.approx(0.005 + 0.010 + 0.01 + 0.04)
+    resumed = Budget(max_calls=3, max_tokens=1000, max_usd=1.0, price=(0.001, 0.002))
+    resumed.restore(snap)
+    assert resumed.reserve(10, 20) is not None and resumed.exhausted  # the third call
+    assert resumed.reserve(10, 20) is None

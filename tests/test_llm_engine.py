@@ -163,3 +163,16 @@ def test_a_recorded_batch_gives_each_seed_its_own_transcript(tmp_path: Path) -> 
                      "--set", f"llm.api_key_env={KEY_ENV}"])
     assert code == 0
     assert (tmp_path / "calls.seed0.jsonl").exists() and (tmp_path / "calls.seed1.jsonl").exists()
+
+
+def test_a_resumed_run_counts_the_calls_of_the_session_before(tmp_path: Path) -> None:
+    """max_calls holds across a resume: the checkpoint carries what was spent."""
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        llm = llm_config(server.base_url, rate=0.2, max_calls=4)
+        first = run(tmp_path, "run", llm, checkpoint_every=1, checkpoint_seconds=0.0)
+        sent = server.hits
+        assert first.stats["llm_calls"] == 4 and sent >= 4
+        (tmp_path / "run" / "operators.csv").unlink()  # as if killed at the very end
+        again = hg.resume(tmp_path / "run")
+        assert server.hits == sent
+    assert again.stats["llm_calls"] == 4

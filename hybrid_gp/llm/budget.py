@@ -126,6 +126,24 @@ class Budget:
         """Give a reservation back unused (a request cancelled before it was answered)."""
         self.settle(reservation, Usage())
 
+    def snapshot(self) -> dict[str, float]:
+        """What has been spent, counting requests still in flight at their worst case:
+        a run resumed from a checkpoint restores it, so its caps hold across sessions."""
+        return {"calls": self.calls, "tokens": self.tokens + self.reserved_tokens,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "usd": self.usd + self.reserved_usd}
+
+    def restore(self, spent: dict[str, float]) -> None:
+        """Start from an earlier session's `snapshot` (nothing in flight)."""
+        self.calls = int(spent["calls"])
+        self.tokens = int(spent["tokens"])
+        self.prompt_tokens = int(spent["prompt_tokens"])
+        self.completion_tokens = int(spent["completion_tokens"])
+        self.usd = float(spent["usd"])
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            self.exhausted, self.hit = True, "calls"
+
     def remaining(self) -> dict[str, float | None]:
         """What is left under each cap (None: uncapped)."""
         return {

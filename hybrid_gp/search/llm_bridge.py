@@ -39,6 +39,7 @@ class LLMBook:
     dedup_hits: int = 0  # accepted LLM programs whose function the cache already knew
     evaluated: int = 0  # accepted LLM programs that cost a real evaluation
     next_island: int = 0
+    spent: dict[str, float] | None = None  # the broker's spending at the last barrier
 
     def stats(self) -> dict[str, Any]:
         return {"llm_dedup_hits": self.dedup_hits, "llm_evaluated": self.evaluated}
@@ -57,6 +58,8 @@ class LLMBridge:
         self.rng = stream(engine.config.seed, "llm")
         self.weights = {k: v for k, v in config.operators.as_dict().items() if v > 0}
         self.summary = problem_summary(p.n_features, p.train.n_rows, p.metric, p.domain)
+        if engine.state.llm.spent is not None:  # resumed: caps count earlier sessions too
+            self.broker.budget.restore(engine.state.llm.spent)
 
     def close(self) -> None:
         self.broker.close()
@@ -76,6 +79,7 @@ class LLMBridge:
         events.extend(self.broker.take_events())  # one llm_call per joined request
         if self.broker.active and self.broker.capacity() > 0 and share > 0:
             self._submit(book, share, generation)
+        book.spent = self.broker.budget.snapshot()
         return events
 
     def _join(self, book: LLMBook, island: Island, result: Any, parent_error: float) -> None:
