@@ -272,6 +272,19 @@ def test_replies_that_are_empty_or_malformed_in_a_row_disable_the_llm(koza, acti
         assert server.hits == 2
 
 
+def test_closing_counts_an_arrived_reply_as_spent_and_a_waiting_one_as_cancelled(koza):
+    with ScriptedServer(script=[exprs("x1", usage=(7, 3)), exprs("x1", delay=5.0)]) as server:
+        broker = make_broker(llm_config(server.base_url, concurrency=1, max_pending=2), koza)
+        broker.submit(rewrite(koza), 0)
+        assert broker.wait(10)  # arrived, never collected
+        broker.submit(rewrite(koza, "x1"), 0)  # still waiting at close
+        wait_until(lambda: server.hits == 2)
+        broker.close()
+        stats = broker.stats()
+    assert stats["llm_tokens"] == 10
+    assert stats["llm_faults"]["cancelled"] == 1
+
+
 def test_a_refused_key_disables_at_once(koza):
     with ScriptedServer(default=status(401)) as server:
         with make_broker(llm_config(server.base_url), koza) as broker:

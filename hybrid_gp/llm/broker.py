@@ -351,18 +351,28 @@ class Broker:
             joined=joined))
 
     def _cancel_pending(self) -> None:
-        """Drop requests that will not join: record what they became, free the budget."""
+        """Drop requests that will not join: record what they became, count a reply
+        that arrived as spent (it was paid for) and free the rest of the budget."""
         for _, ticket in sorted(self._pending.items()):
-            self.budget.release(ticket.reservation)
-            if ticket.future is None:
+            if ticket.future is None:  # replayed: the transcript says what it became
+                if ticket.recorded is not None:
+                    self._settle_unjoined(ticket, Outcome.from_json(ticket.recorded))
+                else:
+                    self.budget.release(ticket.reservation)
                 continue
             if ticket.future.done() and not ticket.future.cancelled():
                 outcome = ticket.future.result()
             else:
                 ticket.future.cancel()
                 outcome = Outcome(None, "cancelled", detail="the run no longer waited")
+            self._settle_unjoined(ticket, outcome)
             self._record(ticket, outcome, None)
         self._pending.clear()
+
+    def _settle_unjoined(self, ticket: _Ticket, outcome: Outcome) -> None:
+        if outcome.fault == "cancelled":
+            self.faults["cancelled"] += 1
+        self.budget.settle(ticket.reservation, outcome.usage)  # no reply: no usage
 
     def close(self) -> None:
         """Cancel what is pending, stop the background thread, close the transcript.
