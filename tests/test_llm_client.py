@@ -64,6 +64,7 @@ def test_config_round_trips_through_json():
     ({"rate": 0.9}, "llm.rate"),
     ({"min_share": 0.3, "max_share": 0.2, "rate": 0.25}, "min_share"),
     ({"base_url": "localhost:8000"}, "http"),
+    ({"base_url": "http://"}, "expected an http:// or https:// URL, got 'http://'"),
     ({"temperature": 5.0}, "temperature"),
     ({"k": 0}, "k"),
     ({"unknown_field": 1}, "unknown_field"),

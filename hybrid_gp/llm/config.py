@@ -9,6 +9,7 @@ are checked on construction and on every rebind, and raise ConfigError.
 # ruff: noqa: F722  (PyGlove's Annotated[spec, "doc"] strings are not forward references)
 
 import inspect
+from urllib.parse import urlsplit
 
 import pyglove as pg
 
@@ -185,7 +186,9 @@ def check_llm_config(config: LLMConfig) -> None:
         raise ConfigError(f"llm.max_usd needs the price of model {config.model!r}: set "
                           f"llm.prices = {{{config.model!r}: [USD per 1M input tokens, "
                           f"USD per 1M output tokens]}}")
-    if config.base_url is not None and not config.base_url.startswith(("http://", "https://")):
+    if config.base_url is not None and (
+            not config.base_url.startswith(("http://", "https://"))
+            or not urlsplit(config.base_url).netloc):
         raise ConfigError(f"llm.base_url: expected an http:// or https:// URL, got "
                           f"{config.base_url!r}")
     if not config.api_key_env.isidentifier():
