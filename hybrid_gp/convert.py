@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from .errors import ConversionError
@@ -46,9 +48,37 @@ def to_sympy(program: Program, protected: bool = False,
         else:
             prim = g.primitives[c]
             args = [stack.pop() for _ in range(prim.arity)]
+            folded = _fold_constants(prim, args, protected)
+            if folded is not None:
+                stack.append(folded)
+                continue
             op = SYMPY_BUILDERS[prim.sympy]
             stack.append((op.protected if protected else op.plain)(*args))
     return stack[0]
+
+
+_TAME = 1e300  # beyond this sympy's exact arithmetic can take minutes (exp(exp(1e154)))
+
+
+def _fold_constants(prim: Primitive, args: list[Any], protected: bool) -> Any | None:
+    """A numeric operation on numbers, computed as the kernels compute it: always in
+    the protected reading (which equals the kernels), and in the plain reading where
+    the result is not finite or huge, which sympy would chase symbolically. None:
+    leave it to sympy."""
+    if not args or prim.ret_type != "float" or any(t != "float" for t in prim.arg_types):
+        return None
+    if not all(isinstance(a, sp.Number) for a in args):
+        return None
+    from .kernels.reference import apply_op
+
+    value = float(apply_op(prim.opcode, [np.array([float(a)]) for a in args])[0])
+    if not protected and math.isfinite(value) and abs(value) <= _TAME:
+        return None
+    if math.isnan(value):
+        return sp.nan
+    if math.isinf(value):
+        return sp.oo if value > 0 else -sp.oo
+    return sp.Float(value)
 
 
 # ---------------------------------------------------------------------- from sympy

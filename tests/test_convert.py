@@ -138,6 +138,16 @@ def test_a_guarded_argument_of_unknown_sign_keeps_its_plain_reading():
     assert str(Program.parse("sqrt(neg(x0))", grammar="full").to_sympy()) == "sqrt(-x0)"
 
 
+def test_a_huge_constant_subtree_is_folded_as_the_kernels_compute_it():
+    """Hypothesis found it: sympy chased exp(exp(sqrt(1.3e309))) exactly and raised
+    OverflowError (or ran for minutes); the kernels give inf."""
+    p = Program.parse("exp(exp(sqrt((-7.750600010371454e-227) ** (-1.3672399911942308))))"
+                      " + x0", grammar="full")
+    assert p.evaluate(np.ones((1, N)))[0] == np.inf
+    assert p.to_sympy(protected=True) == sp.oo
+    assert p.to_sympy() == sp.oo
+
+
 def test_from_sympy_reads_the_real_parts_sympy_writes_for_abs_of_exp():
     """Hypothesis found it: sympy writes |exp(sin(log(x0)))| for a real x0 of unknown
     sign as exp(sin(log|x0|) * cosh(arg(x0))); arg of our (real, positive where the
