@@ -91,13 +91,14 @@ class Settings:
         def pick(value: Any, default: Any) -> Any:
             return default if value is None else value
 
+        max_depth = pick(s.max_depth, b.max_depth)
         settings = cls(
             population_size=pick(s.population_size, b.population_size),
             max_evaluations=pick(s.max_evaluations, b.max_evaluations),
             generations=pick(s.generations, b.generations),
             time_budget=pick(s.time_budget, b.time_budget),
             target_error=pick(s.target_error, b.target_error),
-            max_depth=pick(s.max_depth, b.max_depth),
+            max_depth=max_depth,
             max_size=pick(s.max_size, b.max_size),
             selection=s.selection,
             tournament_size=s.tournament_size,
@@ -106,8 +107,8 @@ class Settings:
             immigrants=s.immigrants,
             # The initial trees are 5 deep by default: a smaller max_depth lowers them
             # too, rather than failing over init_max_depth, a setting often left alone.
-            init_min_depth=min(s.init_min_depth, pick(s.max_depth, b.max_depth)),
-            init_max_depth=min(s.init_max_depth, pick(s.max_depth, b.max_depth)),
+            init_min_depth=min(s.init_min_depth, max_depth),
+            init_max_depth=min(s.init_max_depth, max_depth),
             mutation_depth=s.mutation_depth,
             operator_rates=s.operators.as_dict(),
             restart_after=pick(s.restart_after, b.restart_after),
