@@ -237,9 +237,13 @@ def _stop_on_signals(engine: Engine, enabled: bool) -> Iterator[None]:
             signal.signal(s, handler)
 
 
+_SESSION_STATS = ("wall_seconds", "evaluations_per_second", "llm_resent")
+
+
 def _stable_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    """The stats that do not depend on the wall clock."""
-    return {k: v for k, v in stats.items() if k not in ("wall_seconds", "evaluations_per_second")}
+    """The stats that depend on neither the wall clock nor how often the run was
+    interrupted (requests sent again after a resume)."""
+    return {k: v for k, v in stats.items() if k not in _SESSION_STATS}
 
 
 def _write_outputs(engine: Engine, result: RunResult, log: RunLog) -> None:

@@ -296,15 +296,18 @@ def test_jitter_never_uses_the_global_random_module():
     assert rng.bit_generator.state != before
 
 
-def test_a_budget_snapshot_counts_requests_in_flight_at_their_worst_case():
+def test_a_restored_budget_holds_the_reservations_of_requests_in_flight():
+    """A checkpoint keeps the requests in flight with their reservations: the resumed
+    budget counts them against the caps and settles them when they join."""
     b = Budget(max_calls=3, max_tokens=1000, max_usd=1.0, price=(0.001, 0.002))
     done = b.reserve(10, 20)
     b.settle(done, Usage(5, 5))
-    b.reserve(10, 20)  # still in flight when the checkpoint is taken
-    snap = b.snapshot()
-    assert snap["calls"] == 2 and snap["tokens"] == 10 + 30
-    assert snap["usd"] == pytest.approx(0.005 + 0.010 + 0.01 + 0.04)
+    in_flight = b.reserve(10, 20)  # still in flight when the checkpoint is taken
     resumed = Budget(max_calls=3, max_tokens=1000, max_usd=1.0, price=(0.001, 0.002))
-    resumed.restore(snap)
+    resumed.restore(b.snapshot())
+    assert (resumed.calls, resumed.tokens, resumed.reserved_tokens, resumed.open) == (2, 10, 30, 1)
+    assert resumed.usd + resumed.reserved_usd == pytest.approx(0.005 + 0.010 + 0.01 + 0.04)
     assert resumed.reserve(10, 20) is not None and resumed.exhausted  # the third call
     assert resumed.reserve(10, 20) is None
+    resumed.settle(in_flight, Usage(4, 6))
+    assert (resumed.tokens, resumed.open) == (20, 1)

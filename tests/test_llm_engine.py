@@ -15,7 +15,9 @@ import pytest
 from llm_server import KEY_ENV, Action, ScriptedServer, exprs, llm_config
 
 import hybrid_gp as hg
+import hybrid_gp.api
 from hybrid_gp.errors import UserError
+from hybrid_gp.runlog import load_checkpoint
 
 pytestmark = pytest.mark.llm
 
@@ -41,9 +43,10 @@ def proposals(marker: Path):
     return answer
 
 
-def run(tmp_path: Path, name: str, llm: Any, **search: Any) -> hg.RunResult:
+def run(tmp_path: Path, name: str, llm: Any, problem: str = "nguyen-2",
+        **search: Any) -> hg.RunResult:
     settings = {"population_size": 40, "generations": 25, "time_budget": 600.0, **search}
-    return hg.run("nguyen-2", seed=3, llm=llm, out_dir=tmp_path / name, **settings)
+    return hg.run(problem, seed=3, llm=llm, out_dir=tmp_path / name, **settings)
 
 
 def events(result: hg.RunResult) -> list[dict[str, Any]]:
@@ -176,3 +179,118 @@ def test_a_resumed_run_counts_the_calls_of_the_session_before(tmp_path: Path) ->
         again = hg.resume(tmp_path / "run")
         assert server.hits == sent
     assert again.stats["llm_calls"] == 4
+
+
+
+def interrupt_at(tmp_path: Path, name: str, llm: Any, at: int) -> Path:
+    """Stop a nguyen-12 run (never solved in 25 generations: it is still going) with
+    SIGINT at generation `at`, sent from an event callback as Ctrl-C would be; returns
+    its directory, which holds the checkpoint."""
+    import os
+    import signal
+
+    from hybrid_gp.errors import RunInterrupted
+
+    def interrupt(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["generation"] == at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    config = hg.api.make_config("nguyen-12", seed=3, population_size=40, generations=25,
+                                time_budget=600.0, checkpoint_every=1,
+                                checkpoint_seconds=0.0, semantic_share=0.0)
+    out = tmp_path / name
+    with pytest.raises(RunInterrupted):
+        hg.api.run_config(config.clone(override={"llm": llm}), out_dir=out,
+                          on_event=interrupt)
+    assert not (out / "best.txt").exists()
+    return out
+
+
+def test_an_interrupted_replay_resumes_to_exactly_the_uninterrupted_replay(tmp_path: Path) -> None:
+    """Requests in flight at the checkpoint are answered from the transcript at their
+    recorded generation; the rng, counters and spending continue where they were."""
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        run(tmp_path, "record", llm_config(server.base_url, mode="record",
+                                           transcript=str(transcript), rate=0.3),
+            "nguyen-12", semantic_share=0.0)
+    replay = llm_config("http://127.0.0.1:9/v1", mode="replay", transcript=str(transcript),
+                        rate=0.3)
+    whole = run(tmp_path, "whole", replay, "nguyen-12", semantic_share=0.0)
+    resumed = hg.resume(interrupt_at(tmp_path, "resumed", replay, at=8))
+    assert whole.stats["llm_calls"] > 3 and whole.stats["generations"] == 25
+    assert events(resumed) == events(whole)
+    assert str(resumed.best) == str(whole.best)
+    assert resumed.stats["llm_resent"] == 0
+
+
+def test_an_interrupted_recording_resumes_and_its_transcript_replays_the_resumed_run(
+        tmp_path: Path) -> None:
+    """Resuming a 'record' run appends to its transcript (a fresh recording refuses an
+    existing file); what the first session recorded is not asked again."""
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        record = llm_config(server.base_url, mode="record", transcript=str(transcript),
+                            rate=0.3)
+        out = interrupt_at(tmp_path, "resumed", record, at=8)
+        in_flight = len(load_checkpoint(out).llm.broker.in_flight)
+        resumed = hg.resume(out)
+        asked = server.hits
+    # Only requests in flight at the stop are sent again (those whose reply the first
+    # session did not record); everything else comes from the transcript.
+    assert in_flight > 0 and resumed.stats["llm_resent"] <= in_flight
+    assert asked <= resumed.stats["llm_calls"] + resumed.stats["llm_resent"]
+    replay = llm_config("http://127.0.0.1:9/v1", mode="replay", transcript=str(transcript),
+                        rate=0.3)
+    replayed = run(tmp_path, "replayed", replay, "nguyen-12", semantic_share=0.0)
+    assert events(replayed) == events(resumed)
+    assert str(replayed.best) == str(resumed.best)
+
+
+def test_resuming_a_recording_without_its_transcript_is_refused(tmp_path: Path) -> None:
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        out = interrupt_at(tmp_path, "run", llm_config(
+            server.base_url, mode="record", transcript=str(transcript), rate=0.3), at=4)
+    transcript.unlink()
+    with pytest.raises(UserError, match=r"calls\.jsonl is missing"):
+        hg.resume(out)
+
+
+def test_a_killed_recording_resumes_from_its_transcript_to_the_same_end(tmp_path: Path) -> None:
+    """As if killed with SIGKILL after generation 10: the checkpoint is older than the
+    transcript, which holds the replies of the lost generations. The resumed session
+    takes them from the file at their recorded generations, so it needs no endpoint
+    and ends as the uninterrupted recording did."""
+    import shutil
+
+    out, saved = tmp_path / "run", tmp_path / "saved-checkpoint"
+
+    def keep(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["generation"] == 10:
+            shutil.copytree(out / "checkpoint", saved)
+
+    transcript = tmp_path / "calls.jsonl"
+    config = hg.api.make_config("nguyen-12", seed=3, population_size=40, generations=25,
+                                checkpoint_every=1, checkpoint_seconds=0.0,
+                                semantic_share=0.0)
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        record = llm_config(server.base_url, mode="record", transcript=str(transcript),
+                            rate=0.3)
+        whole = hg.api.run_config(config.clone(override={"llm": record}), out_dir=out,
+                                  on_event=keep)
+    never_joined = [e for e in map(json.loads, transcript.read_text().splitlines()[1:])
+                    if e["joined"] is None]
+    assert all(e["stopped"] == 25 for e in never_joined)
+    assert whole.stats["llm_pending"] == len(never_joined) > 0  # waiting at the end
+    killed = tmp_path / "killed"
+    shutil.copytree(out, killed)
+    shutil.rmtree(killed / "checkpoint")
+    shutil.copytree(saved, killed / "checkpoint")
+    for name in ("best.txt", "pareto.csv", "genealogy.json", "operators.csv"):
+        (killed / name).unlink()
+    assert load_checkpoint(killed).generation <= 10
+    again = hg.resume(killed)  # the server is gone
+    assert events(again) == events(whole)
+    assert again.stats["llm_resent"] == 0 and again.stats["llm_faults"] == whole.stats[
+        "llm_faults"]

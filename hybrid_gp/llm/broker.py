@@ -15,6 +15,12 @@ makes the same decisions and ends bit-identical, with no endpoint at all.
 When the endpoint keeps failing (or refuses the key or the model) the broker stops
 using it: one warning line, pending requests cancelled, `active` False; the run goes
 on with the classic operators.
+
+A checkpoint keeps the broker's `state()`: counters, spending and the requests still in
+flight. A resumed broker (`restore`) answers those from the transcript where it holds
+them (at their recorded generation) and sends the rest again; in mode 'record' every
+request the killed session already recorded is answered from the file, so the
+finished transcript replays the resumed run exactly.
 """
 
 from __future__ import annotations
@@ -50,12 +56,40 @@ from .transcript import (
     TranscriptMiss,
     describe_request,
     exchange,
+    has_content,
     refuse_existing,
     request_key,
 )
 
 log = logging.getLogger("hybrid_gp.llm")
 _SHUTDOWN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A request that had not joined when the state was taken."""
+
+    seq: int
+    request: LLMRequest
+    key: str
+    occurrence: int
+    submitted: int
+    reservation: Reservation
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    """What a checkpoint keeps of a broker (picklable; no futures, no network)."""
+
+    seq: int
+    occurrences: dict[str, int]
+    in_flight: tuple[InFlight, ...]
+    budget: dict[str, Any]
+    counters: dict[str, Any]
+
+
+_COUNTERS = ("results", "failed", "candidates", "accepted", "resent", "disabled",
+             "_consecutive_failures", "_budget_noted")
 
 
 @dataclass
@@ -82,7 +116,7 @@ class Broker:
     generation boundaries (recorded ones at their recorded generation)."""
 
     def __init__(self, config: LLMConfig, *, grammar: Grammar, n_features: int,
-                 max_size: int, max_depth: int, seed: int = 0):
+                 max_size: int, max_depth: int, seed: int = 0, resumed: bool = False):
         self.config = config
         self.model = config.model
         self.grammar = grammar
@@ -98,7 +132,8 @@ class Broker:
             # Now, on the caller's thread: a missing key is a config error before the run,
             # and the openai import (~1 s) does not stall the engine mid-run.
             self._live_client()
-        self.transcript = _open_transcript(config)
+        self._resumed = resumed
+        self.transcript = _open_transcript(config, resumed=resumed)
         self._occurrences = Occurrences()
         self._pending: dict[int, _Ticket] = {}
         self._seq = 0
@@ -117,6 +152,9 @@ class Broker:
         self.failed = 0
         self.candidates = 0
         self.accepted = 0
+        self.resent = 0  # requests in flight at a checkpoint, sent again after a resume
+        self._pending_at_close: int | None = None
+        self._generation = 0  # the latest generation the engine named
 
     # ------------------------------------------------------------------ state
     @property
@@ -168,9 +206,10 @@ class Broker:
         return ticket.seq
 
     def _recorded(self, ticket: _Ticket) -> dict[str, Any] | None:
-        """The transcript entry that answers this request in the replay modes."""
+        """The transcript entry that answers this request: in the replay modes, and in
+        a resumed recording (what the earlier session already recorded)."""
         mode = self.config.mode
-        if mode not in ("replay", "replay-or-live"):
+        if mode == "live" or (mode == "record" and not self._resumed):
             return None
         assert self.transcript is not None
         entry = self.transcript.lookup(ticket.key, ticket.occurrence)
@@ -189,12 +228,15 @@ class Broker:
     # ------------------------------------------------------------------ collect
     def collect(self, generation: int) -> list[LLMResult]:
         """The results joining at `generation`, in submission order."""
+        self._generation = generation
         ready = [t for seq, t in sorted(self._pending.items()) if self._ready(t, generation)]
         results = []
         for ticket in ready:
             del self._pending[ticket.seq]
             if ticket.recorded is not None:
                 outcome = Outcome.from_json(ticket.recorded)
+                if ticket.join_at != generation:  # (resumed) it joins at another point
+                    self._record(ticket, outcome, generation)
             else:
                 assert ticket.future is not None
                 outcome = ticket.future.result()
@@ -209,7 +251,10 @@ class Broker:
             join_at = ticket.join_at
             if self.config.mode == "replay":
                 return join_at is not None and join_at <= generation
-            return join_at is None or join_at <= generation
+            if join_at is None:  # it never joined the recorded run, which stopped waiting
+                stopped = ticket.recorded.get("stopped")  # at this generation
+                return stopped is None or generation > stopped
+            return join_at <= generation
         assert ticket.future is not None
         return ticket.future.done()
 
@@ -311,11 +356,48 @@ class Broker:
             "llm_accepted": self.accepted,
             "llm_rejections": dict(self.rejections),
             "llm_faults": dict(self.faults),
-            "llm_pending": len(self._pending),
+            "llm_pending": (len(self._pending) if self._pending_at_close is None
+                            else self._pending_at_close),
+            "llm_resent": self.resent,
             "llm_budget_exhausted": b.hit if b.exhausted else None,
             "llm_disabled": self.disabled,
             "llm_system_fingerprints": sorted(self._fingerprints),
         }
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> BrokerState:
+        """A picklable copy of everything the run's future depends on."""
+        in_flight = tuple(InFlight(t.seq, t.request, t.key, t.occurrence, t.submitted,
+                                   t.reservation) for _, t in sorted(self._pending.items()))
+        counters = {name: getattr(self, name) for name in _COUNTERS}
+        counters.update(faults=dict(self.faults), rejections=dict(self.rejections),
+                        failures=list(self._failures), fingerprints=sorted(self._fingerprints))
+        return BrokerState(self._seq, self._occurrences.counts(), in_flight,
+                           self.budget.snapshot(), counters)
+
+    def restore(self, state: BrokerState) -> None:
+        """Continue from a checkpoint's `state()`: requests in flight are answered from
+        the transcript where it holds them, otherwise sent again (counted in
+        `llm_resent`; their reservations are the ones already held)."""
+        self._seq = state.seq
+        self._occurrences = Occurrences(state.occurrences)
+        self.budget.restore(state.budget)
+        c = dict(state.counters)
+        self.faults.update(c.pop("faults"))
+        self.rejections.update(c.pop("rejections"))
+        self._failures.extend(tuple(f) for f in c.pop("failures"))
+        self._fingerprints.update(c.pop("fingerprints"))
+        for name, value in c.items():
+            setattr(self, name, value)
+        for f in state.in_flight:
+            ticket = _Ticket(f.seq, f.request, f.request.message_dicts(), f.key, f.occurrence,
+                             f.submitted, f.reservation)
+            ticket.recorded = self._recorded(ticket)
+            if ticket.recorded is None:
+                ticket.future = asyncio.run_coroutine_threadsafe(
+                    _call(self._live_client(), ticket.messages), self._ensure_loop())
+                self.resent += 1
+            self._pending[ticket.seq] = ticket
 
     # ------------------------------------------------------------------ background loop
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -342,13 +424,15 @@ class Broker:
         return not not_done
 
     def _record(self, ticket: _Ticket, outcome: Outcome, joined: int | None) -> None:
+        """Append what a request became (a later line for the same request wins); one
+        that never joined notes the generation at which the run stopped waiting."""
         if self.transcript is None or self.config.mode == "replay":
             return
         self.transcript.append(exchange(
             key=ticket.key, occurrence=ticket.occurrence, seq=ticket.seq,
             operator=ticket.request.operator, model=self.model, messages=ticket.messages,
             params=self.params, outcome=outcome.to_json(), submitted=ticket.submitted,
-            joined=joined))
+            joined=joined, stopped=self._generation if joined is None else None))
 
     def _cancel_pending(self) -> None:
         """Drop requests that will not join: record what they became, count a reply
@@ -380,6 +464,7 @@ class Broker:
         if self._closed:
             return
         self._closed = True
+        self._pending_at_close = len(self._pending)
         try:
             self._cancel_pending()
         finally:
@@ -443,12 +528,19 @@ def preflight(config: LLMConfig) -> None:
         _open_transcript(config)
 
 
-def _open_transcript(config: LLMConfig) -> Transcript | None:
+def _open_transcript(config: LLMConfig, resumed: bool = False) -> Transcript | None:
     mode = config.mode
     if mode == "live":
         return None
     if config.transcript is None:  # LLMConfig refuses this; kept for direct callers
         raise TranscriptError(f"llm.transcript: mode {mode!r} needs a transcript file")
+    if mode == "record" and resumed:
+        if not has_content(config.transcript):
+            raise TranscriptError(
+                f"llm.transcript: {config.transcript} is missing; this run recorded its "
+                f"LLM calls there, and resuming it appends to the same file (without "
+                f"it the transcript could never replay the run)")
+        return Transcript(config.transcript, read=True, write=True)
     if mode == "record":
         return Transcript(config.transcript, read=False, write=True, fresh=True)
     if mode == "replay":

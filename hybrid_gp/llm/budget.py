@@ -126,21 +126,19 @@ class Budget:
         """Give a reservation back unused (a request cancelled before it was answered)."""
         self.settle(reservation, Usage())
 
-    def snapshot(self) -> dict[str, float]:
-        """What has been spent, counting requests still in flight at their worst case:
-        a run resumed from a checkpoint restores it, so its caps hold across sessions."""
-        return {"calls": self.calls, "tokens": self.tokens + self.reserved_tokens,
-                "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "usd": self.usd + self.reserved_usd}
+    _STATE = ("calls", "tokens", "prompt_tokens", "completion_tokens", "usd",
+              "reserved_tokens", "reserved_usd", "open", "exhausted", "hit")
 
-    def restore(self, spent: dict[str, float]) -> None:
-        """Start from an earlier session's `snapshot` (nothing in flight)."""
-        self.calls = int(spent["calls"])
-        self.tokens = int(spent["tokens"])
-        self.prompt_tokens = int(spent["prompt_tokens"])
-        self.completion_tokens = int(spent["completion_tokens"])
-        self.usd = float(spent["usd"])
+    def snapshot(self) -> dict[str, Any]:
+        """Every counter, reservations in flight included: a checkpoint keeps it (with
+        the requests that hold the reservations), so caps hold across a resume."""
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def restore(self, spent: dict[str, Any]) -> None:
+        """Continue from a `snapshot` (of the same caps)."""
+        for name in self._STATE:
+            if name in spent:
+                setattr(self, name, spent[name])
         if self.max_calls is not None and self.calls >= self.max_calls:
             self.exhausted, self.hit = True, "calls"
 

@@ -47,13 +47,17 @@ def request_key(model: str, messages: Sequence[dict[str, Any]], params: dict[str
 class Occurrences:
     """Counts how often each key was asked; `next(key)` is 0 the first time."""
 
-    def __init__(self) -> None:
-        self._seen: Counter[str] = Counter()
+    def __init__(self, counts: dict[str, int] | None = None) -> None:
+        self._seen: Counter[str] = Counter(counts or {})
 
     def next(self, key: str) -> int:
         n = self._seen[key]
         self._seen[key] += 1
         return n
+
+    def counts(self) -> dict[str, int]:
+        """A copy, for checkpoints."""
+        return dict(self._seen)
 
 
 def has_content(path: str | Path) -> bool:
@@ -149,9 +153,9 @@ def _check_values(entry: dict[str, Any], where: str) -> None:
     from .client import Outcome
 
     try:
-        for name in ("occurrence", "submitted", "joined"):
+        for name in ("occurrence", "submitted", "joined", "stopped"):
             value = entry.get(name)
-            if (value is None and name == "joined") or (
+            if (value is None and name in ("joined", "stopped")) or (
                     isinstance(value, int) and not isinstance(value, bool)):
                 continue
             raise ValueError(f"{name} must be an integer, got {value!r}")
@@ -163,12 +167,17 @@ def _check_values(entry: dict[str, Any], where: str) -> None:
 
 def exchange(*, key: str, occurrence: int, seq: int, operator: str, model: str,
              messages: Sequence[dict[str, Any]], params: dict[str, Any],
-             outcome: dict[str, Any], submitted: int, joined: int | None) -> dict[str, Any]:
+             outcome: dict[str, Any], submitted: int, joined: int | None,
+             stopped: int | None = None) -> dict[str, Any]:
     """One transcript entry: the request, its outcome (client.Outcome.to_json()) and
-    the generations at which it was submitted and joined (None: never joined)."""
-    return {"key": key, "occurrence": occurrence, "seq": seq, "operator": operator,
-            "model": model, "messages": [dict(m) for m in messages], "params": dict(params),
-            **outcome, "submitted": submitted, "joined": joined}
+    the generations at which it was submitted and joined (None: never joined; then
+    `stopped` is the generation at which the run stopped waiting for it)."""
+    entry = {"key": key, "occurrence": occurrence, "seq": seq, "operator": operator,
+             "model": model, "messages": [dict(m) for m in messages], "params": dict(params),
+             **outcome, "submitted": submitted, "joined": joined}
+    if stopped is not None:
+        entry["stopped"] = stopped
+    return entry
 
 
 def describe_request(seq: int, operator: str, model: str, key: str, occurrence: int,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..llm.broker import Broker
+from ..llm.broker import Broker, BrokerState
 from ..llm.config import LLMConfig
 from ..llm.prompts import PromptContext, ScoredProgram, problem_summary
 from ..operators.bandit import TOKENS_PER_UNIT
@@ -39,7 +39,8 @@ class LLMBook:
     dedup_hits: int = 0  # accepted LLM programs whose function the cache already knew
     evaluated: int = 0  # accepted LLM programs that cost a real evaluation
     next_island: int = 0
-    spent: dict[str, float] | None = None  # the broker's spending at the last barrier
+    broker: BrokerState | None = None  # the broker at the last barrier
+    rng: np.random.Generator | None = None  # the run's "llm" stream
 
     def stats(self) -> dict[str, Any]:
         return {"llm_dedup_hits": self.dedup_hits, "llm_evaluated": self.evaluated}
@@ -52,14 +53,19 @@ class LLMBridge:
         self.config = config
         self.engine = engine
         p = engine.problem
+        book = engine.state.llm
+        resumed = getattr(book, "broker", None)  # None in a new run
         self.broker = Broker(config, grammar=p.grammar, n_features=p.n_features,
                              max_size=engine.settings.max_size,
-                             max_depth=engine.settings.max_depth, seed=engine.config.seed)
-        self.rng = stream(engine.config.seed, "llm")
+                             max_depth=engine.settings.max_depth, seed=engine.config.seed,
+                             resumed=resumed is not None)
+        if resumed is not None:
+            self.broker.restore(resumed)
+        if getattr(book, "rng", None) is None:
+            book.rng = stream(engine.config.seed, "llm")
+        self.rng = book.rng  # checkpointed with the book: a resume draws on where it was
         self.weights = {k: v for k, v in config.operators.as_dict().items() if v > 0}
         self.summary = problem_summary(p.n_features, p.train.n_rows, p.metric, p.domain)
-        if engine.state.llm.spent is not None:  # resumed: caps count earlier sessions too
-            self.broker.budget.restore(engine.state.llm.spent)
 
     def close(self) -> None:
         self.broker.close()
@@ -79,7 +85,7 @@ class LLMBridge:
         events.extend(self.broker.take_events())  # one llm_call per joined request
         if self.broker.active and self.broker.capacity() > 0 and share > 0:
             self._submit(book, share, generation)
-        book.spent = self.broker.budget.snapshot()
+        book.broker = self.broker.state()
         return events
 
     def _join(self, book: LLMBook, island: Island, result: Any, parent_error: float) -> None:
