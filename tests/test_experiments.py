@@ -124,6 +124,38 @@ def test_ufh_smoke_writes_the_report_tables_and_plots(tmp_path):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_interrupted_ufh_experiment_resumes_with_only_the_runs_it_lacks(tmp_path,
+                                                                           monkeypatch):
+    """Ctrl-C (a KeyboardInterrupt from the fourth timed run) keeps the finished runs;
+    --resume reuses them, each part-2 group of arms whole, and runs the rest."""
+    tiny = dict(skip_problems=("nguyen-1",), skip_max_evaluations=300, rows=(20,),
+                row_generations=2, row_population=20, row_seeds=1,
+                sweep_problems=("nguyen-2",), sweep_bits=(24,), sweep_probes=(16,),
+                sweep_generations=2, sweep_population=20, sweep_seeds=2)
+    timed, calls = ufh._timed, []
+
+    def interrupted(config, problem):
+        calls.append(problem.name)
+        if len(calls) == 4:  # the second arm of part 2's first group
+            raise KeyboardInterrupt
+        return timed(config, problem)
+
+    monkeypatch.setattr(ufh, "_timed", interrupted)
+    with pytest.raises(RunInterrupted, match="--resume runs only the rest"):
+        ufh.run("smoke", tmp_path, seeds=[0, 1], quiet=True, **tiny)
+    ledger = tmp_path / "ufh.runs.jsonl"
+    kept = [json.loads(line) for line in ledger.read_text().splitlines()[1:]]
+    assert [r["run"] for r in kept] == ["nguyen-1 seed 0", "nguyen-1 seed 1"]
+    calls.clear()
+    monkeypatch.setattr(ufh, "_timed", lambda c, p: (calls.append(p.name), timed(c, p))[1])
+    md = ufh.run("smoke", tmp_path, seeds=[0, 1], quiet=True, resume=True, **tiny)
+    assert "nguyen-1" not in calls  # part 1 was not run again
+    assert len(calls) == 3 + 2  # part 2: one group of three arms; part 3: two seeds
+    assert "2 finished runs come from an earlier session" in md.read_text()
+    records = [json.loads(line) for line in ledger.read_text().splitlines()[1:]]
+    assert records[:2] == kept and len(records) == 2 + 1 + 2
+
+
 def test_ufh_counts_add_up_to_the_lookups():
     s = ufh.scale_settings("smoke")
     (r,) = ufh.skipped_runs(replace(s, skip_problems=("nguyen-1",),

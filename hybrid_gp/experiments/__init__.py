@@ -111,7 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--baseline-seeds", type=_int_list, default=None,
                    help="nguyen: run the baselines on these seeds only (default: all)")
     p.add_argument("--resume", action="store_true",
-                   help="nguyen: keep the finished runs of an interrupted experiment")
+                   help="keep the finished runs of an interrupted experiment "
+                        "(NAME.runs.jsonl in --out) and run only the rest")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 

@@ -12,13 +12,17 @@ Three parts, each over several seeds:
 
 Targets (issue 4): >= 50 % skipped in a standard Nguyen run; >= 2x faster at 10k
 rows; an audited false-merge rate < 1e-3 at the defaults (24 bits, 64 probe rows).
+
+Finished runs go to ufh.runs.jsonl as they end (a part-2 group of arms as one record,
+so its arms are always timed side by side in one session); `resume=True` (`--resume`)
+reuses them after an interruption.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,11 @@ import numpy as np
 
 from ..api import RunResult, make_config, run_config
 from ..config import CacheConfig, RunConfig, apply_overrides
-from ..errors import UserError
+from ..errors import RunInterrupted, UserError
 from ..problem import Problem, get_problem, list_problems
 from ..rng import stream
 from . import common
-from .common import Invocation, fmt, pct, table
+from .common import Invocation, RunLedger, fmt, pct, table
 
 NAME = "ufh"
 TITLE = "Unified functional hash: evaluations skipped, speed, collisions"
@@ -130,25 +134,43 @@ def warm_up() -> None:
         run_config(config, problem=get_problem("nguyen-1"))
 
 
-def skipped_runs(s: Settings, seeds: Sequence[int], quiet: bool) -> list[dict[str, Any]]:
+def _once(ledger: RunLedger | None, part: str, run_id: str,
+          make: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The ledger's record of a run, or a new one from `make()` (added as it ends);
+    and whether it is new."""
+    if ledger is not None and (old := ledger.done(part=part, run=run_id)) is not None:
+        return old, False
+    record = {"part": part, "run": run_id, **make()}
+    if ledger is not None:
+        ledger.add(record)
+    return record, True
+
+
+def skipped_runs(s: Settings, seeds: Sequence[int], quiet: bool,
+                 ledger: RunLedger | None = None) -> list[dict[str, Any]]:
     """Part 1: one standard run per (problem, seed) with the cache on."""
     records = []
     for name in s.skip_problems:
         problem = get_problem(name)
         for seed in seeds:
-            config = _config(name, seed, {"enabled": True},
-                             max_evaluations=s.skip_max_evaluations,
-                             time_budget=s.skip_time_budget)
-            res, wall = _timed(config, problem)
-            counts = _cache_counts(res)
-            evaluations = int(res.stats["evaluations"])
-            records.append({
-                "problem": name, "suite": problem.suite, "seed": seed,
-                "evaluations": evaluations, **counts, "wall": wall,
-                "skipped": counts["hits"] / max(1, counts["hits"] + evaluations),
-                "best_error": res.best_error, "stop": res.stop_reason})
-            common.progress(f"ufh skipped {name} seed {seed}: "
-                            f"{pct(records[-1]['skipped'])} in {wall:.1f} s", quiet)
+            def one(name: str = name, problem: Problem = problem,
+                    seed: int = seed) -> dict[str, Any]:
+                config = _config(name, seed, {"enabled": True},
+                                 max_evaluations=s.skip_max_evaluations,
+                                 time_budget=s.skip_time_budget)
+                res, wall = _timed(config, problem)
+                counts = _cache_counts(res)
+                evaluations = int(res.stats["evaluations"])
+                return {"problem": name, "suite": problem.suite, "seed": seed,
+                        "evaluations": evaluations, **counts, "wall": wall,
+                        "skipped": counts["hits"] / max(1, counts["hits"] + evaluations),
+                        "best_error": res.best_error, "stop": res.stop_reason}
+
+            record, new = _once(ledger, "skipped", f"{name} seed {seed}", one)
+            records.append(record)
+            if new:
+                common.progress(f"ufh skipped {name} seed {seed}: "
+                                f"{pct(record['skipped'])} in {record['wall']:.1f} s", quiet)
     return records
 
 
@@ -174,36 +196,46 @@ ARMS = {"on": {"enabled": True},
         "off": {"enabled": False}}
 
 
-def speed_runs(s: Settings, seeds: Sequence[int], quiet: bool) -> list[dict[str, Any]]:
-    """Part 2: the same run in each arm; generations fix the children."""
+def speed_runs(s: Settings, seeds: Sequence[int], quiet: bool,
+               ledger: RunLedger | None = None) -> list[dict[str, Any]]:
+    """Part 2: the same run in each arm, one after another; generations fix the
+    children."""
     records = []
     for formula in s.row_formulas:
         for n_rows in s.rows:
             problem = rows_problem(formula, n_rows)
             for selection in s.row_selections:
                 for seed in seeds[: s.row_seeds]:
-                    order = list(ARMS) if seed % 2 == 0 else list(reversed(ARMS))
-                    for arm in order:
-                        config = _config(
-                            problem.name, seed, ARMS[arm],
-                            max_evaluations=10**12, time_budget=1e9,
-                            generations=s.row_generations, population_size=s.row_population,
-                            selection=selection, target_error=0.0)
-                        res, wall = _timed(config, problem)
-                        records.append({
-                            "formula": formula, "rows": n_rows, "selection": selection,
-                            "seed": seed, "arm": arm, "wall": wall,
-                            "evaluations": int(res.stats["evaluations"]),
-                            "hits": int(res.stats["cache_hits"]),
-                            "generations": int(res.stats["generations"]),
-                            "best_error": res.best_error,
-                            "best_size": res.best.size if res.best is not None else 0})
-                        common.progress(f"ufh speed {formula} {n_rows} rows {selection} seed "
-                                        f"{seed} {arm}: {wall:.2f} s", quiet)
+                    def arms(formula: str = formula, n_rows: int = n_rows,
+                             problem: Problem = problem, selection: str = selection,
+                             seed: int = seed) -> dict[str, Any]:
+                        return {"arms": [_speed_run(s, formula, n_rows, problem, selection,
+                                                    seed, arm, quiet)
+                                         for arm in (list(ARMS) if seed % 2 == 0
+                                                     else list(reversed(ARMS)))]}
+
+                    run_id = f"{formula} {n_rows} rows {selection} seed {seed}"
+                    records += _once(ledger, "speed", run_id, arms)[0]["arms"]
     return records
 
 
-def collision_runs(s: Settings, seeds: Sequence[int], quiet: bool) -> list[dict[str, Any]]:
+def _speed_run(s: Settings, formula: str, n_rows: int, problem: Problem, selection: str,
+               seed: int, arm: str, quiet: bool) -> dict[str, Any]:
+    config = _config(problem.name, seed, ARMS[arm], max_evaluations=10**12, time_budget=1e9,
+                     generations=s.row_generations, population_size=s.row_population,
+                     selection=selection, target_error=0.0)
+    res, wall = _timed(config, problem)
+    common.progress(f"ufh speed {formula} {n_rows} rows {selection} seed {seed} {arm}: "
+                    f"{wall:.2f} s", quiet)
+    return {"formula": formula, "rows": n_rows, "selection": selection, "seed": seed,
+            "arm": arm, "wall": wall, "evaluations": int(res.stats["evaluations"]),
+            "hits": int(res.stats["cache_hits"]),
+            "generations": int(res.stats["generations"]), "best_error": res.best_error,
+            "best_size": res.best.size if res.best is not None else 0}
+
+
+def collision_runs(s: Settings, seeds: Sequence[int], quiet: bool,
+                   ledger: RunLedger | None = None) -> list[dict[str, Any]]:
     """Part 3: audit mode over mantissa bits x probe size."""
     records = []
     for name in s.sweep_problems:
@@ -211,15 +243,20 @@ def collision_runs(s: Settings, seeds: Sequence[int], quiet: bool) -> list[dict[
         for bits in s.sweep_bits:
             for probe in s.sweep_probes:
                 for seed in seeds[: s.sweep_seeds]:
-                    config = _config(
-                        name, seed, {"mode": "audit", "audit_rate": s.sweep_audit_rate,
-                                     "mantissa_bits": bits, "probe_size": probe},
-                        max_evaluations=10**12, time_budget=1e9,
-                        generations=s.sweep_generations, population_size=s.sweep_population)
-                    res, _ = _timed(config, problem)
-                    counts = _cache_counts(res)
-                    records.append({"problem": name, "bits": bits, "probe": probe,
-                                    "seed": seed, **counts})
+                    def one(name: str = name, problem: Problem = problem, bits: int = bits,
+                            probe: int = probe, seed: int = seed) -> dict[str, Any]:
+                        config = _config(
+                            name, seed, {"mode": "audit", "audit_rate": s.sweep_audit_rate,
+                                         "mantissa_bits": bits, "probe_size": probe},
+                            max_evaluations=10**12, time_budget=1e9,
+                            generations=s.sweep_generations,
+                            population_size=s.sweep_population)
+                        res, _ = _timed(config, problem)
+                        return {"problem": name, "bits": bits, "probe": probe, "seed": seed,
+                                **_cache_counts(res)}
+
+                    run_id = f"{name} {bits} bits {probe} probe seed {seed}"
+                    records.append(_once(ledger, "collisions", run_id, one)[0])
             common.progress(f"ufh collisions {name} {bits} bits done", quiet)
     return records
 
@@ -444,10 +481,12 @@ def plot_collisions(cells: list[dict[str, Any]], path: Path) -> Path:
 
 
 def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
-        seeds: Sequence[int] | None = None, *, quiet: bool = False, **overrides: Any) -> Path:
+        seeds: Sequence[int] | None = None, *, quiet: bool = False, resume: bool = False,
+        **overrides: Any) -> Path:
     """Run the experiment and write out_dir/ufh.md and its PNG plots; return the .md.
 
-    `overrides` replace fields of the scale's Settings (tests use tiny budgets)."""
+    `overrides` replace fields of the scale's Settings (tests use tiny budgets);
+    `resume` reuses the finished runs of ufh.runs.jsonl (made with the same settings)."""
     s = scale_settings(scale)
     try:
         s = replace(s, **overrides)
@@ -458,11 +497,21 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     inv = Invocation(NAME, scale, out_dir, seeds, s.seeds)
     started, t0 = common.now(), time.perf_counter()
     facts = common.machine_facts()
+    settings = {k: v for k, v in asdict(s).items() if k != "seeds"}
+    ledger = RunLedger(out_dir / f"{NAME}.runs.jsonl", ("part", "run"), settings, resume)
+    if ledger.set_aside is not None:
+        common.progress(f"ufh: the earlier runs in {ledger.path} are kept in "
+                        f"{ledger.set_aside} (`--resume` would have reused them)", False)
+    earlier = len(ledger.records)
     warm_up()
-    skipped = skipped_runs(s, seeds, quiet)
-    speed = speed_runs(s, seeds, quiet)
-    collisions = collision_runs(s, seeds, quiet)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        skipped = skipped_runs(s, seeds, quiet, ledger)
+        speed = speed_runs(s, seeds, quiet, ledger)
+        collisions = collision_runs(s, seeds, quiet, ledger)
+    except KeyboardInterrupt:
+        raise RunInterrupted(
+            f"{len(ledger.records)} finished runs are kept in {ledger.path}; the same "
+            f"command with --resume runs only the rest") from None
     skip_text, by_suite = skipped_summary(skipped)
     speed_text, points = speed_summary(speed, s.row_generations)
     coll_text, cells = collision_summary(collisions)
@@ -473,7 +522,12 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
         {"settings": asdict(s), "seeds": list(seeds), "skipped": skipped, "speed": speed,
          "collisions": collisions}, indent=1, default=float) + "\n")
     body = _report(s, seeds, skip_text, by_suite, speed_text, points, coll_text, cells)
-    head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts)
+    notes = []
+    if earlier:
+        notes.append(f"{earlier} finished runs come from an earlier session (`--resume`; "
+                     f"they are in {NAME}.runs.jsonl); the date, wall time and machine "
+                     f"above are this session's")
+    head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts, notes=notes)
     return common.write_text(out_dir / f"{NAME}.md", head + "\n" + body)
 
 
