@@ -208,6 +208,19 @@ def test_a_fit_without_any_budget_is_refused_rather_than_run_forever(data):
         tiny(max_evaluations=None, time_budget=None, generations=None).fit(X, y)
 
 
+def test_a_population_no_larger_than_elitism_is_refused_naming_both(data):
+    """A population of 2-5 leaves no children beside the 5 elites; the message says
+    so in the estimator's terms, and lowering elitism (one island: migration is moot)
+    makes the small population work."""
+    X, y = data
+    with pytest.raises(ConfigError, match=r"population_size 3 .* search\.elitism=5 .* "
+                                          r"above 5"):
+        hg.SymbolicRegressor(population_size=3, generations=2, max_evaluations=None).fit(X, y)
+    est = hg.SymbolicRegressor(population_size=3, generations=2, max_evaluations=None,
+                               search={"elitism": 1}).fit(X, y)
+    assert est.run_.stats["generations"] == 2
+
+
 @pytest.mark.parametrize("value", ["x", -1, 1.5, True, [1, 2]])
 def test_a_bad_random_state_is_refused_by_fit(data, value):
     X, y = data

@@ -146,12 +146,15 @@ class Settings:
             raise ConfigError(f"search.population_size must be >= 2, got "
                               f"{self.population_size}")
         if self.elitism >= self.population_size:
-            raise ConfigError(f"search.elitism ({self.elitism}) must be smaller than "
-                              f"search.population_size ({self.population_size})")
+            raise ConfigError(
+                f"population_size {self.population_size} leaves no room for children: "
+                f"every generation keeps its search.elitism={self.elitism} best programs "
+                f"unchanged; use a population above {self.elitism}, or lower search.elitism")
         if self.init_max_depth < self.init_min_depth:
             raise ConfigError("search.init_max_depth must be >= search.init_min_depth")
-        if self.migration_size >= self.population_size:
-            raise ConfigError("search.migration_size must be smaller than the population")
+        if self.islands > 1 and self.migration_size >= self.population_size:
+            raise ConfigError(f"search.migration_size ({self.migration_size}) must be smaller "
+                              f"than each island's population ({self.population_size})")
         if self.restart_after < 0 or not 0.0 <= self.restart_gain < 1.0:
             raise ConfigError(f"restarts: expected restart_after >= 0 and 0 <= restart_gain "
                               f"< 1, got {self.restart_after} and {self.restart_gain}")
