@@ -7,14 +7,9 @@ Exit status: 0 done; 2 a usage or config error (one line naming what was wrong);
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import statistics
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +22,8 @@ from .argtypes import (
     positive_int,
     share,
 )
+from .batch import BATCH, new_batch, read_batch, run_batch
+from .console import print_result, progress
 from .errors import RunInterrupted, UserError
 
 
@@ -201,13 +198,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     problem, base = _problem_and_config(args)
     if args.runs > 1:
         seeds = list(range(args.seed, args.seed + args.runs))
-        batch = _new_batch(args.out, problem.name, base, seeds)
-        return _run_batch(batch, problem, base, seeds, args.quiet)
+        batch = new_batch(args.out, problem.name, base, seeds)
+        return run_batch(batch, problem, base, seeds, args.quiet)
     out = _run_dir(args.out, problem.name, args.seed)
     config = base.clone(override={"seed": args.seed})
-    with _progress(f"{problem.name} s{args.seed}", args.quiet) as on_event:
+    with progress(f"{problem.name} s{args.seed}", args.quiet) as on_event:
         result = run_config(config, problem=problem, out_dir=out, on_event=on_event)
-    _print_result(result)
+    print_result(result)
     return 0
 
 
@@ -215,11 +212,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from .api import problem_for, resume
 
     if (args.dir / BATCH).exists():
-        base, seeds = _read_batch(args.dir)
-        return _run_batch(args.dir, problem_for(base), base, seeds, args.quiet)
-    with _progress(str(args.dir), args.quiet) as on_event:
+        base, seeds = read_batch(args.dir)
+        return run_batch(args.dir, problem_for(base), base, seeds, args.quiet)
+    with progress(str(args.dir), args.quiet) as on_event:
         result = resume(args.dir, on_event=on_event)
-    _print_result(result)
+    print_result(result)
     return 0
 
 
@@ -239,173 +236,6 @@ def _run_dir(out: Path | None, problem: str, seed: int) -> Path:
     return out
 
 
-# ---------------------------------------------------------------------- --runs N
-
-BATCH = "batch.json"  # a --runs folder: the seeds and the config the runs share
-
-
-def _new_batch(out: Path | None, problem: str, base: Any, seeds: list[int]) -> Path:
-    """The folder of a --runs batch, with batch.json written (refused when it holds a
-    run or a batch already: a batch is finished with `resume`, never run twice)."""
-    from .config import to_json
-    from .runlog import CONFIG
-
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{problem}-s{seeds[0]}-x{len(seeds)}-{stamp}"
-    if (out / BATCH).exists():
-        raise UserError(f"{out} already holds a batch of runs; `hybrid-gp resume {out}` "
-                        f"finishes it, or choose another --out")
-    if (out / CONFIG).exists() or any((out / f"seed{s}" / CONFIG).exists() for s in seeds):
-        raise UserError(f"{out} already holds a run; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"seeds": seeds, "config": json.loads(to_json(base))}, indent=2)
-        (out / BATCH).write_text(text + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write the batch folder {out}: {exc.strerror}") from None
-    return out
-
-
-def _read_batch(folder: Path) -> tuple[Any, list[int]]:
-    from .config import from_json
-
-    try:
-        data = json.loads((folder / BATCH).read_text(encoding="utf-8"))
-        seeds = [int(s) for s in data["seeds"]]
-        config = from_json(json.dumps(data["config"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{folder / BATCH} is not a readable batch file ({exc})") from None
-    return config, seeds
-
-
-def _run_batch(folder: Path, problem: Any, base: Any, seeds: list[int], quiet: bool) -> int:
-    """Each seed's run in folder/seedN: finished ones are read back, interrupted ones
-    resumed, the rest started; then the summary over all of them."""
-    from .api import resume, run_config
-    from .runlog import CONFIG, finished
-
-    errors = []
-    for k, seed in enumerate(seeds):
-        out = folder / f"seed{seed}"
-        end = finished(out)
-        if end is not None:
-            error = end.get("best_error")
-            errors.append(math.inf if error is None else float(error))
-            print(f"{problem.name} seed {seed}: finished earlier (stopped by "
-                  f"{end.get('stop_reason')}), train {problem.metric} {errors[-1]:.3g}; "
-                  f"run directory: {out}")
-            continue
-        try:
-            with _progress(f"{problem.name} s{seed}", quiet) as on_event:
-                if (out / CONFIG).exists():
-                    result = resume(out, on_event=on_event)
-                else:
-                    result = run_config(_seed_config(base, seed), problem=problem,
-                                        out_dir=out, on_event=on_event)
-        except (RunInterrupted, KeyboardInterrupt):
-            raise RunInterrupted(f"run {k + 1} of {len(seeds)} (seed {seed}) stopped; "
-                                 f"`hybrid-gp resume {folder}` finishes the batch") from None
-        _print_result(result)
-        errors.append(result.best_error)
-    _print_summary(errors, problem.budget.target_error)
-    return 0
-
-
-def _seed_config(base: Any, seed: int) -> Any:
-    """One seed's config in a batch: its seed, and its own LLM transcript (calls.jsonl
-    becomes calls.seed3.jsonl), since each run records or replays its own calls."""
-    config = base.clone(override={"seed": seed})
-    if config.llm is not None and config.llm.transcript:
-        path = Path(config.llm.transcript)
-        config.rebind({"llm.transcript": str(path.with_name(f"{path.stem}.seed{seed}"
-                                                             f"{path.suffix}"))})
-    return config
-
-
-@contextmanager
-def _progress(label: str, quiet: bool) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    """The on_event callback of a progress line (None when quiet), closed after."""
-    progress = None if quiet else _Progress(label)
-    try:
-        yield progress.update if progress else None
-    finally:
-        if progress:
-            progress.close()
-
-
-class _Progress:
-    """One status line on stderr: redrawn in place on a terminal, else every 2 s."""
-
-    def __init__(self, label: str):
-        self.label = label
-        self.tty = sys.stderr.isatty()
-        self.last = 0.0
-
-    def update(self, event: dict[str, Any]) -> None:
-        if event.get("event") != "progress":
-            return
-        now = time.monotonic()
-        if not self.tty and now - self.last < 2.0:
-            return
-        self.last = now
-        rate = event["clock"].get("evaluations_per_second") or 0.0
-        best = event["best_error"]
-        line = (f"{self.label} | gen {event['generation']:>5} | best {_fmt(best)} | "
-                f"size {event['best_complexity'] or 0:>4.0f} | {event['evaluations']:>9,} evals "
-                f"| {rate / 1000:7.1f}k evals/s")
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n",
-              file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
-def _fmt(x: float | None) -> str:
-    return "     inf" if x is None else f"{x:8.2e}"
-
-
-def _print_result(result: Any) -> None:
-    from .convert import readable_sympy
-
-    s = result.stats
-    p = result.problem
-    print(f"{p.name} seed {result.config.seed}: stopped by {result.stop_reason} after "
-          f"{s['generations']} generations, {s['evaluations']:,} evaluations "
-          f"({s['cache_hits']:,} cache hits) in {s['wall_seconds']:.1f} s")
-    if result.best is None:
-        print("  no program was scored")
-        return
-    metric = p.metric
-    named = p.variables and any(v != f"x{k}" for k, v in enumerate(p.variables))
-    print(f"best: {readable_sympy(result.best, p.variables if named else None)}")
-    if p.kind == "regression":
-        from .simplify import guarded_rows
-
-        rows = guarded_rows(result.best, p.train.X)
-        if rows:
-            print(f"  note: on {rows} of {p.train.n_rows} training rows this plain formula "
-                  f"differs from the program, whose guarded /, log, sqrt and ** "
-                  f"(docs/semantics.md) give the error below; the program line is exact")
-    print(f"  train {metric} {result.best_error:.3g}, size {result.best.size}"
-          + (f", test {metric} {result.test_error:.3g}" if result.test_error is not None
-             else ""))
-    print(f"  program: {result.best}")
-    if named:
-        print("  variables: " + ", ".join(f"x{k} = {v}" for k, v in enumerate(p.variables)))
-    for name, value in p.baselines().items():
-        print(f"  baseline {name}: {value:.4g}")
-    if result.out_dir is not None:
-        print(f"  run directory: {result.out_dir}")
-
-
-def _print_summary(errors: list[float], target_error: float) -> None:
-    solved = sum(e <= target_error for e in errors)
-    print(f"\n{len(errors)} runs: median train error {statistics.median(errors):.3g}; "
-          f"{solved} reached the target error")
-
-
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from .experiments import run_from_args
 
@@ -416,7 +246,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     if (args.dir / BATCH).exists():  # a --runs folder: each seed's run that has begun
-        _, seeds = _read_batch(args.dir)
+        _, seeds = read_batch(args.dir)
         dirs = [args.dir / f"seed{s}" for s in seeds if (args.dir / f"seed{s}").is_dir()]
         if not dirs:
             raise UserError(f"{args.dir} is a batch of runs none of which has begun; "
