@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -30,10 +31,31 @@ from ..constraints import is_valid
 from ..evaluation import evaluate_features
 from ..grammar import Grammar
 from ..kernels.opcodes import EPS
-from ..program import CONST, Program, replace_subtree
+from ..program import CONST, Program, replace_subtree, var_code
 
 TWO_PI = 2.0 * math.pi
 _TRIES = 4  # library candidates tried per child when the best breaks a constraint
+_TERMS = 2  # library subtrees a linear RDO replacement combines at most (2 or 3)
+_FIRSTS = 4  # first terms tried (per ranking) for a two-term linear RDO replacement
+
+
+def _rationals() -> tuple[np.ndarray, list[Fraction]]:
+    pos = sorted({Fraction(p, q) for p in range(1, 5) for q in range(1, 5)})
+    fr = [-f for f in reversed(pos)] + pos
+    return np.array([float(f) for f in fr]), fr
+
+
+_COEF_VALUES, _COEF_FRACTIONS = _rationals()  # the coefficients linear RDO may use
+
+
+def _round_coefs(c: np.ndarray) -> np.ndarray:
+    """Indices into _COEF_VALUES of the allowed coefficients nearest c (NaN: -1)."""
+    vals = _COEF_VALUES
+    idx = np.clip(np.searchsorted(vals, c), 1, len(vals) - 1)
+    lo, hi = vals[idx - 1], vals[idx]
+    with np.errstate(invalid="ignore"):
+        pick = np.where(np.abs(c - lo) <= np.abs(hi - c), idx - 1, idx)
+    return np.where(np.isfinite(c), pick, -1)
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,8 @@ class Library:
     outputs: np.ndarray  # (m, rows)
     sizes: np.ndarray  # nodes
     depths: np.ndarray  # edges
+    norms: np.ndarray | None = None  # squared norms of `outputs` over all rows
+    unit: int | None = None  # variable code that builds constants (v / v, ...), if any
 
     def subtree(self, j: int) -> Program:
         program, node = self.sources[j]
@@ -89,12 +113,20 @@ def _slices(values: np.ndarray, starts: np.ndarray, stops: np.ndarray
     return values[idx], offsets
 
 
-def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray]) -> Library:
+def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray],
+                  XT: np.ndarray | None = None) -> Library:
     """The distinct subtrees (by outputs; the smallest of equals) of `programs`, whose
-    subtree outputs are `outputs` (from subtree_outputs)."""
+    subtree outputs are `outputs` (from subtree_outputs). With XT (and a grammar with
+    mul), the monomials of every variable up to degree 4 and the products of two
+    variables join the library."""
     sources = [(p, i) for p in programs for i in range(p.size)]
     if not sources:
         return Library([], np.empty((0, 0)), np.empty(0, np.int64), np.empty(0, np.int64))
+    outputs = list(outputs)
+    if XT is not None:
+        extra, extra_out = monomials(programs[0].grammar, XT)
+        sources += [(p, 0) for p in extra]
+        outputs += extra_out
     out = np.concatenate(outputs)
     sizes = np.array([p.layout[0][i] - i for p, i in sources], dtype=np.int64)
     finite = np.flatnonzero(np.all(np.isfinite(out), axis=1))
@@ -110,8 +142,49 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray]) ->
         p, i = sources[j]
         node_depths = p.layout[1]
         depths.append(max(node_depths[i:p.layout[0][i]]) - node_depths[i])
-    return Library([sources[j] for j in keep], out[keep], sizes[keep],
-                   np.array(depths, dtype=np.int64))
+    lib_out = out[keep]
+    unit = None
+    if XT is not None and XT.shape[0]:
+        with np.errstate(all="ignore"):
+            smallest = np.min(np.abs(XT), axis=1)
+        if np.max(smallest) > 1e-6:
+            unit = var_code(int(np.argmax(smallest)))
+    with np.errstate(all="ignore"):
+        norms = np.sum(lib_out * lib_out, axis=1)
+    return Library([sources[j] for j in keep], lib_out, sizes[keep],
+                   np.array(depths, dtype=np.int64), norms, unit)
+
+
+def _ops(g: Grammar) -> dict[str, int] | None:
+    """Primitive indices of add, sub, mul and div, or None when one is missing."""
+    found = {}
+    for i, p in enumerate(g.primitives):
+        if p.op in ("add", "sub", "mul", "div") and p.op not in found:
+            found[p.op] = i
+    return found if len(found) == 4 else None
+
+
+def monomials(g: Grammar, XT: np.ndarray) -> tuple[list[Program], list[np.ndarray]]:
+    """x, x*x, (x*x)*x, (x*x)*(x*x) for every variable and xi*xj for every pair, with
+    their outputs ((1, rows) each)."""
+    ops = _ops(g)
+    if ops is None:
+        return [], []
+    m = ops["mul"]
+    progs, outs = [], []
+    n = XT.shape[0]
+    with np.errstate(all="ignore"):
+        for i in range(n):
+            v, x = var_code(i), XT[i].astype(np.float64)
+            sq = (m, v, v)
+            for codes, o in (((v,), x), (sq, x * x), ((m, *sq, v), (x * x) * x),
+                             ((m, *sq, *sq), (x * x) * (x * x))):
+                progs.append(Program._trusted(g, tuple(codes), ()))
+                outs.append(np.asarray(o, dtype=np.float64)[None, :])
+            for k in range(i + 1, n):
+                progs.append(Program._trusted(g, (m, v, var_code(k)), ()))
+                outs.append((x * XT[k])[None, :])
+    return progs, outs
 
 
 def invert(op: str, k: int, desired: np.ndarray, other: np.ndarray | None,
@@ -216,6 +289,10 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Libr
         for j in _smallest(dist, _TRIES):
             if dist[j] < np.inf:
                 candidates.append((float(dist[j]), library.subtree(int(j))))
+        plain = candidates[0][0] if candidates else math.inf
+        lin = _linear_candidate(library, outputs_at, dv, all_rows, room_size, room_depth)
+        if lin is not None and lin[0] < plain * (1 - 1e-9):
+            candidates.append(lin)
     if g.constants.enabled and room_size >= 1:
         with np.errstate(all="ignore"):
             value = float(np.mean(dv))
@@ -230,6 +307,137 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Libr
         if is_valid(child):
             return child
     return None
+
+
+def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: bool,
+                      room_size: int, room_depth: int) -> tuple[float, Program] | None:
+    """Linear RDO: d ~ c1 * s1 + c2 * s2 (+ ...) over library outputs s (rows of A),
+    the coefficients from _COEF_VALUES, the terms picked greedily (best single term on
+    the residual, its coefficient rounded), then the support refitted jointly and
+    rounded; built without constants (c * s as s * ((v + v) / (v + v + v)), ...).
+    (squared error, subtree) of the best combination that fits the room, or None."""
+    if library.unit is None or len(A) == 0:
+        return None
+    g = library.sources[0][0].grammar
+    if g.constants.enabled:  # a fitted constant does this job there
+        return None
+    ops = _ops(g)
+    if ops is None:
+        return None
+    with np.errstate(all="ignore"):
+        norms = (library.norms if all_rows and library.norms is not None
+                 else np.sum(A * A, axis=1))
+        dd = float(d @ d)
+    usable = ((library.sizes <= room_size - 2) & (library.depths <= room_depth - 1)
+              & (norms > 0) & np.isfinite(norms))
+    if not usable.any() or not math.isfinite(dd):
+        return None
+    records: list[tuple[float, list[int], list[int]]] = []
+    with np.errstate(all="ignore"):
+        b = A @ d
+        ci = _round_coefs(b / norms)
+        c = _COEF_VALUES[ci]
+        e1 = np.where(usable & (ci >= 0), dd - 2 * c * b + c * c * norms, np.inf)
+        e1 = np.where(np.isfinite(e1), e1, np.inf)
+        j1 = int(np.argmin(e1))
+        if e1[j1] < dd * (1 - 1e-9):
+            records.append((float(e1[j1]), [j1], [int(ci[j1])]))
+        # pairs: the first term among the best few singles (by correlation and by
+        # rounded error), the second over the whole library, both coefficients from
+        # the joint least squares fit, rounded
+        corr = np.where(usable, b * b / norms, -np.inf)
+        firsts = np.unique(np.concatenate([_smallest(-corr, _FIRSTS), _smallest(e1, _FIRSTS)]))
+        best_pair = (math.inf, -1, -1, -1, -1)
+        for i in firsts.tolist():
+            if not usable[i]:
+                continue
+            gij = A @ A[i]
+            det = norms[i] * norms - gij * gij
+            a = (b[i] * norms - b * gij) / det
+            cc = (b * norms[i] - b[i] * gij) / det
+            ai, ci2 = _round_coefs(a), _round_coefs(cc)
+            av, cv = _COEF_VALUES[ai], _COEF_VALUES[ci2]
+            e2 = (dd - 2 * (av * b[i] + cv * b) + av * av * norms[i] + 2 * av * cv * gij
+                  + cv * cv * norms)
+            ok = usable & (ai >= 0) & (ci2 >= 0) & np.isfinite(e2) & (det > 1e-12 * norms[i] * norms)
+            ok[i] = False
+            e2 = np.where(ok, e2, np.inf)
+            j = int(np.argmin(e2))
+            if e2[j] < best_pair[0]:
+                best_pair = (float(e2[j]), i, j, int(ai[j]), int(ci2[j]))
+        err, i, j, ai_, cj_ = best_pair
+        if i >= 0:
+            res = d - _COEF_VALUES[ai_] * A[i] - _COEF_VALUES[cj_] * A[j]
+            err = float(res @ res)
+            records.append((err, [i, j], [ai_, cj_]))
+            if _TERMS >= 3 and err > 1e-24 * max(dd, 1e-300):  # a third term, greedy
+                Lr = A @ res
+                ck = _round_coefs(Lr / norms)
+                c = _COEF_VALUES[ck]
+                e3 = np.where(usable & (ck >= 0), err - 2 * c * Lr + c * c * norms, np.inf)
+                e3 = np.where(np.isfinite(e3), e3, np.inf)
+                e3[[i, j]] = np.inf
+                k = int(np.argmin(e3))
+                if e3[k] < err * (1 - 1e-9):
+                    chosen = [i, j, k]
+                    S3 = A[chosen]
+                    sol, *_ = np.linalg.lstsq(S3.T, d, rcond=None)
+                    cs = _round_coefs(sol)
+                    for cand in ([ai_, cj_, int(ck[k])], cs.tolist()):
+                        if min(cand) >= 0:
+                            r3 = d - _COEF_VALUES[np.asarray(cand)] @ S3
+                            records.append((float(r3 @ r3), chosen, list(cand)))
+    for err, js, cs in sorted(records, key=lambda rec: rec[0]):
+        if not math.isfinite(err):
+            continue
+        sub = _combine(g, ops, library.unit,
+                       [(_COEF_FRACTIONS[c], library.subtree(j)) for j, c in zip(js, cs)])
+        if sub is not None and sub.size <= room_size and sub.depth <= room_depth:
+            return err, sub
+    return None
+
+
+def _constant_codes(ops: dict[str, int], v: int, f: Fraction) -> tuple[int, ...]:
+    """Codes of a tree computing the positive rational f from variable v alone:
+    (v + ... + v) / (v + ... + v), or v + v for 2, v / v for 1."""
+    def total(n: int) -> tuple[int, ...]:
+        codes: tuple[int, ...] = (v,)
+        for _ in range(n - 1):
+            codes = (ops["add"], *codes, v)
+        return codes
+    return (ops["div"], *total(f.numerator), *total(f.denominator))
+
+
+def _scaled_codes(ops: dict[str, int], v: int, f: Fraction, s: tuple[int, ...]
+                  ) -> tuple[int, ...]:
+    """Codes of |f| * s, the smaller of s + s (+ s ...) and s * constant."""
+    f = abs(f)
+    if f == 1:
+        return s
+    best = (ops["mul"], *s, *_constant_codes(ops, v, f))
+    if f.denominator == 1 and f.numerator <= 4:
+        rep = s
+        for _ in range(f.numerator - 1):
+            rep = (ops["add"], *rep, *s)
+        if len(rep) <= len(best):
+            best = rep
+    return best
+
+
+def _combine(g: Grammar, ops: dict[str, int], v: int,
+             terms: list[tuple[Fraction, Program]]) -> Program | None:
+    """The constant-free tree sum(c * s) of the terms, or None when one has constants."""
+    if any(CONST in p.codes for _, p in terms):
+        return None
+    terms = sorted(terms, key=lambda t: t[0] < 0)  # positive terms first
+    c0, p0 = terms[0]
+    codes = _scaled_codes(ops, v, c0, p0.codes)
+    if c0 < 0:
+        codes = (ops["sub"], ops["sub"], v, v, *codes)
+    for c, p in terms[1:]:
+        codes = (ops["add"] if c > 0 else ops["sub"], *codes,
+                 *_scaled_codes(ops, v, c, p.codes))
+    return Program._trusted(g, codes, ())
 
 
 def _smallest(values: np.ndarray, k: int) -> np.ndarray:
@@ -250,6 +458,6 @@ def rdo_children(parents: Sequence[Program], library_programs: Sequence[Program]
     library come from one kernel call."""
     everyone = list({id(p): p for p in [*library_programs, *parents]}.values())
     outputs = dict(zip(map(id, everyone), subtree_outputs(everyone, XT), strict=True))
-    library = build_library(library_programs, [outputs[id(p)] for p in library_programs])
+    library = build_library(library_programs, [outputs[id(p)] for p in library_programs], XT)
     return [rdo_child(p, outputs[id(p)], y, library, rng, max_size, max_depth)
             for p in parents]
