@@ -11,6 +11,10 @@ from strategies import any_programs
 
 import hybrid_gp as hg
 from hybrid_gp.operators.semantic import (
+    _COEF_FRACTIONS,
+    _combine,
+    _linear_candidate,
+    _ops,
     applies_to,
     build_library,
     desired_outputs,
@@ -143,6 +147,46 @@ def test_rdo_respects_the_size_limit_and_the_grammar_constraints():
     for s in range(20):
         child = rdo_child(parent, out, y, lib, np.random.default_rng(s), 4, 12)
         assert child is None or (child.size <= 4 and "sin(cos" not in str(child))
+
+
+def test_a_library_with_rows_holds_the_monomials_of_every_variable():
+    lib = build_library([P("sin(x0)")], subtree_outputs([P("sin(x0)")], XT), XT)
+    texts = {str(lib.subtree(j)) for j in range(len(lib.sources))}
+    assert {"x0 * x0 * x0", "x1 * x1 * (x1 * x1)", "x0 * x1", "sin(x0)"} <= texts
+    assert lib.unit is not None and lib.norms is not None
+
+
+@SOME
+@given(st.sampled_from(_COEF_FRACTIONS), st.sampled_from(_COEF_FRACTIONS),
+       st.sampled_from(["x0", "x1 * x1", "sin(x0) - x1"]), st.sampled_from(["x1", "x0 * x1"]))
+def test_a_linear_combination_is_built_without_constants(a, b, s, t):
+    """c1 * s + c2 * t: the kernels compute it (to rounding) and the plain sympy
+    reading simplifies to it exactly."""
+    import sympy
+
+    g = hg.load_grammar("koza")
+    combo = _combine(g, _ops(g), var_code(0), [(a, P(s)), (b, P(t))])
+    check_program(combo)
+    assert not combo.consts
+    want = float(a) * hg.evaluate([P(s)], X)[0] + float(b) * hg.evaluate([P(t)], X)[0]
+    np.testing.assert_allclose(hg.evaluate([combo], X)[0], want, rtol=1e-12, atol=1e-12)
+    exact = sympy.Rational(a.numerator, a.denominator) * P(s).to_sympy() + sympy.Rational(
+        b.numerator, b.denominator) * P(t).to_sympy()
+    assert sympy.simplify(combo.to_sympy() - exact) == 0
+
+
+def test_linear_rdo_builds_a_half_from_variables():
+    """Nguyen-12's x1**2/2 - x1 at the node of sin(x1): no library subtree fits alone,
+    1/2 * (x1 * x1) - x1 does, exactly."""
+    parent = P("x0 * x0 * (x0 * x0 - x0) + sin(x1)")
+    y = X[:, 0] ** 4 - X[:, 0] ** 3 + X[:, 1] ** 2 / 2 - X[:, 1]
+    out = subtree_outputs([parent], XT)[0]
+    lib = build_library([parent], [out], XT)
+    d = desired_outputs(parent, parent.size - 2, out, y)
+    err, sub = _linear_candidate(lib, lib.outputs, d, True, 30, 10)
+    assert err < 1e-28
+    child = P(str(parent).replace("sin(x1)", f"({sub})"))
+    np.testing.assert_allclose(hg.evaluate([child], X)[0], y, rtol=1e-12, atol=1e-14)
 
 
 def test_rdo_only_runs_on_single_type_grammars():
