@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
@@ -48,14 +48,13 @@ def _rationals() -> tuple[np.ndarray, list[Fraction]]:
 _COEF_VALUES, _COEF_FRACTIONS = _rationals()  # the coefficients linear RDO may use
 
 
+_COEF_MIDS = (_COEF_VALUES[:-1] + _COEF_VALUES[1:]) / 2
+
+
 def _round_coefs(c: np.ndarray) -> np.ndarray:
-    """Indices into _COEF_VALUES of the allowed coefficients nearest c (NaN: -1)."""
-    vals = _COEF_VALUES
-    idx = np.clip(np.searchsorted(vals, c), 1, len(vals) - 1)
-    lo, hi = vals[idx - 1], vals[idx]
-    with np.errstate(invalid="ignore"):
-        pick = np.where(np.abs(c - lo) <= np.abs(hi - c), idx - 1, idx)
-    return np.where(np.isfinite(c), pick, -1)
+    """Indices into _COEF_VALUES of the allowed coefficients nearest c (NaN: the last;
+    callers drop the rows where c is not finite)."""
+    return np.searchsorted(_COEF_MIDS, c)
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,8 @@ class Library:
     depths: np.ndarray  # edges
     norms: np.ndarray | None = None  # squared norms of `outputs` over all rows
     unit: int | None = None  # variable code that builds constants (v / v, ...), if any
+    gram: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+    # rows of outputs @ outputs.T (all rows) linear RDO has needed so far
 
     def subtree(self, j: int) -> Program:
         program, node = self.sources[j]
@@ -337,7 +338,7 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
         b = A @ d
         ci = _round_coefs(b / norms)
         c = _COEF_VALUES[ci]
-        e1 = np.where(usable & (ci >= 0), dd - 2 * c * b + c * c * norms, np.inf)
+        e1 = np.where(usable & np.isfinite(b), dd - 2 * c * b + c * c * norms, np.inf)
         e1 = np.where(np.isfinite(e1), e1, np.inf)
         j1 = int(np.argmin(e1))
         if e1[j1] < dd * (1 - 1e-9):
@@ -347,24 +348,32 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
         # the joint least squares fit, rounded
         corr = np.where(usable, b * b / norms, -np.inf)
         firsts = np.unique(np.concatenate([_smallest(-corr, _FIRSTS), _smallest(e1, _FIRSTS)]))
+        firsts = firsts[usable[firsts]]
         best_pair = (math.inf, -1, -1, -1, -1)
-        for i in firsts.tolist():
-            if not usable[i]:
-                continue
-            gij = A @ A[i]
-            det = norms[i] * norms - gij * gij
-            a = (b[i] * norms - b * gij) / det
-            cc = (b * norms[i] - b[i] * gij) / det
+        if len(firsts):
+            if all_rows:
+                missing = [i for i in firsts.tolist() if i not in library.gram]
+                if missing:
+                    for i, row in zip(missing, A[missing] @ A.T, strict=True):
+                        library.gram[i] = row
+                gij = np.stack([library.gram[i] for i in firsts.tolist()])
+            else:
+                gij = A[firsts] @ A.T  # (firsts, m)
+            ni, bi = norms[firsts][:, None], b[firsts][:, None]
+            det = ni * norms - gij * gij
+            a = (bi * norms - b * gij) / det
+            cc = (b * ni - bi * gij) / det
             ai, ci2 = _round_coefs(a), _round_coefs(cc)
             av, cv = _COEF_VALUES[ai], _COEF_VALUES[ci2]
-            e2 = (dd - 2 * (av * b[i] + cv * b) + av * av * norms[i] + 2 * av * cv * gij
+            e2 = (dd - 2 * (av * bi + cv * b) + av * av * ni + 2 * av * cv * gij
                   + cv * cv * norms)
-            ok = usable & (ai >= 0) & (ci2 >= 0) & np.isfinite(e2) & (det > 1e-12 * norms[i] * norms)
-            ok[i] = False
+            ok = usable & np.isfinite(e2) & (det > 1e-12 * ni * norms)
+            ok[np.arange(len(firsts)), firsts] = False
             e2 = np.where(ok, e2, np.inf)
-            j = int(np.argmin(e2))
-            if e2[j] < best_pair[0]:
-                best_pair = (float(e2[j]), i, j, int(ai[j]), int(ci2[j]))
+            flat = int(np.argmin(e2))
+            f, j = divmod(flat, e2.shape[1])
+            if e2[f, j] < math.inf:
+                best_pair = (float(e2[f, j]), int(firsts[f]), j, int(ai[f, j]), int(ci2[f, j]))
         err, i, j, ai_, cj_ = best_pair
         if i >= 0:
             res = d - _COEF_VALUES[ai_] * A[i] - _COEF_VALUES[cj_] * A[j]
@@ -374,7 +383,7 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
                 Lr = A @ res
                 ck = _round_coefs(Lr / norms)
                 c = _COEF_VALUES[ck]
-                e3 = np.where(usable & (ck >= 0), err - 2 * c * Lr + c * c * norms, np.inf)
+                e3 = np.where(usable & np.isfinite(Lr), err - 2 * c * Lr + c * c * norms, np.inf)
                 e3 = np.where(np.isfinite(e3), e3, np.inf)
                 e3[[i, j]] = np.inf
                 k = int(np.argmin(e3))
@@ -384,7 +393,7 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
                     sol, *_ = np.linalg.lstsq(S3.T, d, rcond=None)
                     cs = _round_coefs(sol)
                     for cand in ([ai_, cj_, int(ck[k])], cs.tolist()):
-                        if min(cand) >= 0:
+                        if np.all(np.isfinite(sol)):
                             r3 = d - _COEF_VALUES[np.asarray(cand)] @ S3
                             records.append((float(r3 @ r3), chosen, list(cand)))
     for err, js, cs in sorted(records, key=lambda rec: rec[0]):
