@@ -68,6 +68,7 @@ class Library:
     depths: np.ndarray  # edges
     norms: np.ndarray | None = None  # squared norms of `outputs` over all rows
     unit: int | None = None  # variable code that builds constants (v / v, ...), if any
+    basis: np.ndarray | None = None  # positions of the monomials (see monomials())
     gram: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
     # rows of outputs @ outputs.T (all rows) linear RDO has needed so far
 
@@ -124,6 +125,7 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray],
     if not sources:
         return Library([], np.empty((0, 0)), np.empty(0, np.int64), np.empty(0, np.int64))
     outputs = list(outputs)
+    n_own = len(sources)
     if XT is not None:
         extra, extra_out = monomials(programs[0].grammar, XT)
         sources += [(p, 0) for p in extra]
@@ -138,6 +140,9 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray],
     for j, key in zip(order.tolist(), keys, strict=True):
         seen.setdefault(key.tobytes(), j)  # the first in size order: the smallest
     keep = np.sort(np.fromiter(seen.values(), dtype=np.int64, count=len(seen)))
+    with np.errstate(all="ignore"):
+        extra_keys = {np.round(out[j], 12).tobytes() for j in range(n_own, len(sources))}
+    basis = np.searchsorted(keep, sorted(seen[k] for k in extra_keys if k in seen))
     depths = []
     for j in keep:
         p, i = sources[j]
@@ -153,7 +158,8 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray],
     with np.errstate(all="ignore"):
         norms = np.sum(lib_out * lib_out, axis=1)
     return Library([sources[j] for j in keep], lib_out, sizes[keep],
-                   np.array(depths, dtype=np.int64), norms, unit)
+                   np.array(depths, dtype=np.int64), norms, unit,
+                   np.asarray(basis, dtype=np.int64))
 
 
 def _ops(g: Grammar) -> dict[str, int] | None:
@@ -344,10 +350,12 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
         if e1[j1] < dd * (1 - 1e-9):
             records.append((float(e1[j1]), [j1], [int(ci[j1])]))
         # pairs: the first term among the best few singles (by correlation and by
-        # rounded error), the second over the whole library, both coefficients from
+        # rounded error) and the monomials, the second over the whole library, both coefficients from
         # the joint least squares fit, rounded
         corr = np.where(usable, b * b / norms, -np.inf)
-        firsts = np.unique(np.concatenate([_smallest(-corr, _FIRSTS), _smallest(e1, _FIRSTS)]))
+        firsts = np.unique(np.concatenate([
+            _smallest(-corr, _FIRSTS), _smallest(e1, _FIRSTS),
+            library.basis if library.basis is not None else np.empty(0, np.int64)]))
         firsts = firsts[usable[firsts]]
         best_pair = (math.inf, -1, -1, -1, -1)
         if len(firsts):
