@@ -7,7 +7,9 @@ the path with the actual outputs of its other arguments (if the root is x + s, i
 first argument should output y - s; if that is sin(u), u should output arcsin(y - s)
 on the branch nearest u's present output; ...). Then put at the node the library
 subtree (or, in grammars with constants, the constant) whose outputs come closest to
-the desired ones on the rows where they are defined.
+the desired ones on the rows where they are defined; in grammars without constants,
+also c1 * s1 + c2 * s2 over library subtrees with small rational coefficients, built
+from variables alone ("linear RDO": x1**2/2 as x1 * x1 * (x0 / (x0 + x0))).
 
 Classic operators change a tree blindly; this one changes a subtree towards what the
 rest of the tree needs (on Nguyen-4 it supplies the missing polynomial terms; see
@@ -318,11 +320,14 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Libr
 
 def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: bool,
                       room_size: int, room_depth: int) -> tuple[float, Program] | None:
-    """Linear RDO: d ~ c1 * s1 + c2 * s2 (+ ...) over library outputs s (rows of A),
-    the coefficients from _COEF_VALUES, the terms picked greedily (best single term on
-    the residual, its coefficient rounded), then the support refitted jointly and
-    rounded; built without constants (c * s as s * ((v + v) / (v + v + v)), ...).
-    (squared error, subtree) of the best combination that fits the room, or None."""
+    """Linear RDO: d ~ c1 * s1 (+ c2 * s2) over library outputs s (rows of A), the
+    coefficients from _COEF_VALUES: the best single term (least-squares coefficient,
+    rounded) and the best pair (joint least-squares coefficients, rounded; s1 among
+    the best few single fits and the monomials, s2 anywhere), with _TERMS = 3 a third
+    term on the pair's residual. Built without constants (1/2 * s as
+    s * (v / (v + v)), ...; docs/search.md). (squared error, subtree) of the best
+    combination that fits the room, or None (grammars with constants: always None).
+    """
     if library.unit is None or len(A) == 0:
         return None
     g = library.sources[0][0].grammar
@@ -350,8 +355,8 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
         if e1[j1] < dd * (1 - 1e-9):
             records.append((float(e1[j1]), [j1], [int(ci[j1])]))
         # pairs: the first term among the best few singles (by correlation and by
-        # rounded error) and the monomials, the second over the whole library, both coefficients from
-        # the joint least squares fit, rounded
+        # rounded error) and the monomials, the second over the whole library, both
+        # coefficients from the joint least squares fit, rounded
         corr = np.where(usable, b * b / norms, -np.inf)
         firsts = np.unique(np.concatenate([
             _smallest(-corr, _FIRSTS), _smallest(e1, _FIRSTS),
@@ -407,8 +412,8 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
     for err, js, cs in sorted(records, key=lambda rec: rec[0]):
         if not math.isfinite(err):
             continue
-        sub = _combine(g, ops, library.unit,
-                       [(_COEF_FRACTIONS[c], library.subtree(j)) for j, c in zip(js, cs)])
+        terms = [(_COEF_FRACTIONS[c], library.subtree(j)) for j, c in zip(js, cs, strict=True)]
+        sub = _combine(g, ops, library.unit, terms)
         if sub is not None and sub.size <= room_size and sub.depth <= room_depth:
             return err, sub
     return None
