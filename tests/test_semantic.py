@@ -154,6 +154,9 @@ def test_a_library_with_rows_holds_the_monomials_of_every_variable():
     texts = {str(lib.subtree(j)) for j in range(len(lib.sources))}
     assert {"x0 * x0 * x0", "x1 * x1 * (x1 * x1)", "x0 * x1", "sin(x0)"} <= texts
     assert lib.unit is not None and lib.norms is not None
+    with_constants = [P("sin(x0)", "full")]
+    lib = build_library(with_constants, subtree_outputs(with_constants, XT), XT)
+    assert {str(lib.subtree(j)) for j in range(len(lib.sources))} == {"sin(x0)", "x0"}
 
 
 @SOME

@@ -121,14 +121,14 @@ def build_library(programs: Sequence[Program], outputs: Sequence[np.ndarray],
                   XT: np.ndarray | None = None) -> Library:
     """The distinct subtrees (by outputs; the smallest of equals) of `programs`, whose
     subtree outputs are `outputs` (from subtree_outputs). With XT (and a grammar with
-    mul), the monomials of every variable up to degree 4 and the products of two
-    variables join the library."""
+    add, sub, mul and div but no constants: linear RDO's), the monomials of every
+    variable up to degree 4 and the products of two variables join the library."""
     sources = [(p, i) for p in programs for i in range(p.size)]
     if not sources:
         return Library([], np.empty((0, 0)), np.empty(0, np.int64), np.empty(0, np.int64))
     outputs = list(outputs)
     n_own = len(sources)
-    if XT is not None:
+    if XT is not None and not programs[0].grammar.constants.enabled:  # for linear RDO
         extra, extra_out = monomials(programs[0].grammar, XT)
         sources += [(p, 0) for p in extra]
         outputs += extra_out
