@@ -37,7 +37,6 @@ from ..program import CONST, Program, replace_subtree, var_code
 
 TWO_PI = 2.0 * math.pi
 _TRIES = 4  # library candidates tried per child when the best breaks a constraint
-_TERMS = 2  # library subtrees a linear RDO replacement combines at most (2 or 3)
 _FIRSTS = 4  # first terms tried (per ranking) for a two-term linear RDO replacement
 
 
@@ -323,11 +322,10 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
     """Linear RDO: d ~ c1 * s1 (+ c2 * s2) over library outputs s (rows of A), the
     coefficients from _COEF_VALUES: the best single term (least-squares coefficient,
     rounded) and the best pair (joint least-squares coefficients, rounded; s1 among
-    the best few single fits and the monomials, s2 anywhere), with _TERMS = 3 a third
-    term on the pair's residual. Built without constants (1/2 * s as
-    s * (v / (v + v)), ...; docs/search.md). (squared error, subtree) of the best
-    combination that fits the room, or None (grammars with constants: always None).
-    """
+    the best few single fits and the monomials, s2 anywhere). Built without constants
+    (1/2 * s as s * (v / (v + v)), ...; docs/search.md). (squared error, subtree) of
+    the best combination that fits the room, or None (grammars with constants: always
+    None)."""
     if library.unit is None or len(A) == 0:
         return None
     g = library.sources[0][0].grammar
@@ -392,23 +390,6 @@ def _linear_candidate(library: Library, A: np.ndarray, d: np.ndarray, all_rows: 
             res = d - _COEF_VALUES[ai_] * A[i] - _COEF_VALUES[cj_] * A[j]
             err = float(res @ res)
             records.append((err, [i, j], [ai_, cj_]))
-            if _TERMS >= 3 and err > 1e-24 * max(dd, 1e-300):  # a third term, greedy
-                Lr = A @ res
-                ck = _round_coefs(Lr / norms)
-                c = _COEF_VALUES[ck]
-                e3 = np.where(usable & np.isfinite(Lr), err - 2 * c * Lr + c * c * norms, np.inf)
-                e3 = np.where(np.isfinite(e3), e3, np.inf)
-                e3[[i, j]] = np.inf
-                k = int(np.argmin(e3))
-                if e3[k] < err * (1 - 1e-9):
-                    chosen = [i, j, k]
-                    S3 = A[chosen]
-                    sol, *_ = np.linalg.lstsq(S3.T, d, rcond=None)
-                    cs = _round_coefs(sol)
-                    for cand in ([ai_, cj_, int(ck[k])], cs.tolist()):
-                        if np.all(np.isfinite(sol)):
-                            r3 = d - _COEF_VALUES[np.asarray(cand)] @ S3
-                            records.append((float(r3 @ r3), chosen, list(cand)))
     for err, js, cs in sorted(records, key=lambda rec: rec[0]):
         if not math.isfinite(err):
             continue
