@@ -152,7 +152,9 @@ class Broker:
         self.failed = 0
         self.candidates = 0
         self.accepted = 0
-        self.resent = 0  # requests in flight at a checkpoint, sent again after a resume
+        # requests asked again because an earlier session stopped waiting for them (in
+        # flight at its checkpoint, or cancelled at its stop)
+        self.resent = 0
         self._pending_at_close: int | None = None
         self._generation = 0  # the latest generation the engine named
 
@@ -195,12 +197,9 @@ class Broker:
         ticket = _Ticket(self._seq, request, messages, key, self._occurrences.next(key),
                          generation, reservation)
         self._seq += 1
-        recorded = self._recorded(ticket)
-        if recorded is not None:
-            ticket.recorded = recorded
-        else:
-            ticket.future = asyncio.run_coroutine_threadsafe(
-                _call(self._live_client(), messages), self._ensure_loop())
+        ticket.recorded = self._recorded(ticket)
+        if ticket.recorded is None:
+            self._ask(ticket)
         self._pending[ticket.seq] = ticket
         self._note_budget(generation)
         return ticket.seq
@@ -221,14 +220,21 @@ class Broker:
                     f"replay: {self.transcript.path} holds no reply for {name}; the run "
                     f"differs from the recorded one (config, seed or code version)")
             return entry
-        if entry is None or entry.get("outcome") == "cancelled":
-            return None  # replay-or-live: ask the endpoint
-        return entry
+        if entry is None or (entry.get("outcome") == "cancelled" and "stopped" not in entry):
+            return None  # ask the endpoint
+        return entry  # a cancelled one waits as the recording did (see collect)
+
+    def _ask(self, ticket: _Ticket) -> None:
+        """Send a request to the endpoint; its outcome joins when it arrives."""
+        ticket.future = asyncio.run_coroutine_threadsafe(
+            _call(self._live_client(), ticket.messages), self._ensure_loop())
 
     # ------------------------------------------------------------------ collect
     def collect(self, generation: int) -> list[LLMResult]:
         """The results joining at `generation`, in submission order."""
         self._generation = generation
+        if self.config.mode != "replay":
+            self._ask_past_stops(generation)
         ready = [t for seq, t in sorted(self._pending.items()) if self._ready(t, generation)]
         results = []
         for ticket in ready:
@@ -245,6 +251,17 @@ class Broker:
         if self.disabled is not None and self._pending:
             self._cancel_pending()
         return results
+
+    def _ask_past_stops(self, generation: int) -> None:
+        """A request the recording cancelled when it stopped (at `stopped`) waits as it
+        did there; once this run goes past that generation, it is asked for real."""
+        for ticket in self._pending.values():
+            rec = ticket.recorded
+            if (rec is not None and rec.get("outcome") == "cancelled"
+                    and generation > rec.get("stopped", -1)):
+                ticket.recorded = None
+                self._ask(ticket)
+                self.resent += 1
 
     def _ready(self, ticket: _Ticket, generation: int) -> bool:
         if ticket.recorded is not None:
@@ -394,8 +411,7 @@ class Broker:
                              f.submitted, f.reservation)
             ticket.recorded = self._recorded(ticket)
             if ticket.recorded is None:
-                ticket.future = asyncio.run_coroutine_threadsafe(
-                    _call(self._live_client(), ticket.messages), self._ensure_loop())
+                self._ask(ticket)
                 self.resent += 1
             self._pending[ticket.seq] = ticket
 
