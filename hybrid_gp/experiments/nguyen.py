@@ -312,7 +312,9 @@ def _our_settings() -> str:
     restarts = (f"an island whose best error has not dropped by {b.restart_gain:.0%} in "
                 f"{b.restart_after} generations restarts from fresh random trees"
                 if b.restart_after else "no restarts")
-    semantic = (f"; {b.semantic_share:.0%} of the children by semantic backpropagation "
+    semantic = (f"; {b.semantic_share:.0%} of the children by semantic backpropagation, "
+                "which in a grammar without constants also tries sums of two library "
+                "subtrees with small rational coefficients built from variables "
                 "(docs/search.md)" if b.semantic_share else "")
     return (f"grammar koza: + - * / sin cos exp log, no constants; population "
             f"{b.population_size}; {restarts}{semantic}; stop at MSE {b.target_error:g} or "
