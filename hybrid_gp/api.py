@@ -164,7 +164,7 @@ def run_config(config: RunConfig, problem: Problem | None = None,
         state = load_checkpoint(log.dir)
         truncate_events(log.dir, state.events_written if state is not None else 0)
         log = RunLog(log.dir)
-    engine = Engine(prob, config, emit=emit, checkpoint=checkpoint)
+    engine = Engine(prob, config, emit=emit, checkpoint=checkpoint, resuming=resume)
     if state is not None:
         engine.attach(state)
     try:

@@ -104,8 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and friends
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit
         return 0
-    except KeyboardInterrupt:
-        print(f"hybrid-gp {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the run's first barrier
+        hint = ("; `hybrid-gp resume DIR` continues a run whose directory holds "
+                "config.json" if args.command in ("run", "resume") else "")
+        print(f"hybrid-gp {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as exc:  # a runtime failure: one line, unless debugging
         if os.environ.get("HYBRID_GP_DEBUG"):

@@ -295,3 +295,48 @@ def test_a_killed_recording_resumes_from_its_transcript_to_the_same_end(tmp_path
     assert events(again) == events(whole)
     assert again.stats["llm_resent"] == 0 and again.stats["llm_faults"] == whole.stats[
         "llm_faults"]
+
+
+def test_a_recording_killed_before_its_first_checkpoint_resumes_from_the_start(
+        tmp_path: Path) -> None:
+    """As if killed with SIGKILL at generation 6 of a run that never checkpoints: resume
+    starts over, takes what the transcript already holds from it, asks the rest, and
+    the finished transcript replays the resumed run."""
+    import shutil
+
+    out, transcript = tmp_path / "run", tmp_path / "calls.jsonl"
+    kept = tmp_path / "kept"
+
+    def keep(event: dict[str, Any]) -> None:
+        if event["event"] == "progress" and event["generation"] == 6:
+            shutil.copytree(out, kept / "run")
+            shutil.copy(transcript, kept / "calls.jsonl")
+
+    config = hg.api.make_config("nguyen-12", seed=3, population_size=40, generations=25,
+                                checkpoint_every=0, semantic_share=0.0)
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        record = llm_config(server.base_url, mode="record", transcript=str(transcript),
+                            rate=0.3)
+        hg.api.run_config(config.clone(override={"llm": record}), out_dir=out, on_event=keep)
+        shutil.rmtree(out)
+        shutil.copytree(kept / "run", out)
+        shutil.copy(kept / "calls.jsonl", transcript)
+        assert not (out / "checkpoint").exists() and len(transcript.read_text().splitlines()) > 1
+        resumed = hg.resume(out)
+    replay = llm_config("http://127.0.0.1:9/v1", mode="replay", transcript=str(transcript),
+                        rate=0.3)
+    replayed = run(tmp_path, "replayed", replay, "nguyen-12", semantic_share=0.0,
+                   checkpoint_every=0)
+    assert events(replayed) == events(resumed)
+
+
+def test_resuming_with_a_transcript_that_lost_entries_is_refused(tmp_path: Path) -> None:
+    """The checkpoint knows which requests were recorded; a cut file could not replay."""
+    transcript = tmp_path / "calls.jsonl"
+    with ScriptedServer(script=proposals(tmp_path / "PWNED")) as server:
+        out = interrupt_at(tmp_path, "run", llm_config(
+            server.base_url, mode="record", transcript=str(transcript), rate=0.3), at=8)
+        lines = transcript.read_text().splitlines()
+        transcript.write_text("\n".join([lines[0], *lines[2:]]) + "\n")  # one exchange cut
+        with pytest.raises(UserError, match=r"lacks 1 of the \d+ requests"):
+            hg.resume(out)

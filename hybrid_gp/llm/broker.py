@@ -116,7 +116,10 @@ class Broker:
     generation boundaries (recorded ones at their recorded generation)."""
 
     def __init__(self, config: LLMConfig, *, grammar: Grammar, n_features: int,
-                 max_size: int, max_depth: int, seed: int = 0, resumed: bool = False):
+                 max_size: int, max_depth: int, seed: int = 0, resumed: bool = False,
+                 state: BrokerState | None = None):
+        """`resumed`: the run continues an earlier session (from `state`, its last
+        checkpoint's broker, or from the start when it never checkpointed)."""
         self.config = config
         self.model = config.model
         self.grammar = grammar
@@ -132,8 +135,9 @@ class Broker:
             # Now, on the caller's thread: a missing key is a config error before the run,
             # and the openai import (~1 s) does not stall the engine mid-run.
             self._live_client()
-        self._resumed = resumed
-        self.transcript = _open_transcript(config, resumed=resumed)
+        self._resumed = resumed or state is not None
+        self.transcript = _open_transcript(
+            config, resumed=self._resumed, required=state is not None and state.seq > 0)
         self._occurrences = Occurrences()
         self._pending: dict[int, _Ticket] = {}
         self._seq = 0
@@ -406,6 +410,7 @@ class Broker:
         self._fingerprints.update(c.pop("fingerprints"))
         for name, value in c.items():
             setattr(self, name, value)
+        self._check_recorded(state)
         for f in state.in_flight:
             ticket = _Ticket(f.seq, f.request, f.request.message_dicts(), f.key, f.occurrence,
                              f.submitted, f.reservation)
@@ -414,6 +419,23 @@ class Broker:
                 self._ask(ticket)
                 self.resent += 1
             self._pending[ticket.seq] = ticket
+
+    def _check_recorded(self, state: BrokerState) -> None:
+        """Every request the run made before its checkpoint, apart from those still in
+        flight, joined or was cancelled, so the transcript holds it; one that does not
+        was cut or edited and can no longer replay the run."""
+        if self.transcript is None:
+            return
+        flying = {(f.key, f.occurrence) for f in state.in_flight}
+        lost = [(k, o) for k, n in state.occurrences.items() for o in range(n)
+                if (k, o) not in flying and self.transcript.lookup(k, o) is None]
+        if lost:
+            raise TranscriptError(
+                f"llm.transcript: {self.transcript.path} lacks {len(lost)} of the "
+                f"{state.seq} requests this run recorded before its checkpoint (the first: "
+                f"key {lost[0][0][:12]}, occurrence {lost[0][1]}); the file was cut or "
+                f"changed, so it could no longer replay the run. Restore it, or start a "
+                f"new run")
 
     # ------------------------------------------------------------------ background loop
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -544,13 +566,16 @@ def preflight(config: LLMConfig) -> None:
         _open_transcript(config)
 
 
-def _open_transcript(config: LLMConfig, resumed: bool = False) -> Transcript | None:
+def _open_transcript(config: LLMConfig, resumed: bool = False,
+                     required: bool = False) -> Transcript | None:
+    """The run's transcript. A resumed recording appends to its file, which must still
+    be there when the checkpoint counts requests (`required`)."""
     mode = config.mode
     if mode == "live":
         return None
     if config.transcript is None:  # LLMConfig refuses this; kept for direct callers
         raise TranscriptError(f"llm.transcript: mode {mode!r} needs a transcript file")
-    if mode == "record" and resumed:
+    if mode == "record" and resumed and (required or has_content(config.transcript)):
         if not has_content(config.transcript):
             raise TranscriptError(
                 f"llm.transcript: {config.transcript} is missing; this run recorded its "

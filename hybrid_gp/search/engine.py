@@ -221,8 +221,10 @@ class Engine:
     def __init__(self, problem: Problem, config: RunConfig,
                  emit: Callable[[dict[str, Any]], None] | None = None,
                  executor: Executor | None = None,
-                 checkpoint: Callable[[Engine], None] | None = None):
+                 checkpoint: Callable[[Engine], None] | None = None,
+                 resuming: bool = False):
         self.problem = problem
+        self.resuming = resuming  # continues an earlier session (hg.resume)
         self.config = config
         self.settings = Settings.resolve(config, problem)
         self.n_jobs = resolve_jobs(config.n_jobs)

@@ -54,13 +54,13 @@ class LLMBridge:
         self.engine = engine
         p = engine.problem
         book = engine.state.llm
-        resumed = getattr(book, "broker", None)  # None in a new run
+        state = getattr(book, "broker", None)  # None in a new run
         self.broker = Broker(config, grammar=p.grammar, n_features=p.n_features,
                              max_size=engine.settings.max_size,
                              max_depth=engine.settings.max_depth, seed=engine.config.seed,
-                             resumed=resumed is not None)
-        if resumed is not None:
-            self.broker.restore(resumed)
+                             resumed=engine.resuming, state=state)
+        if state is not None:
+            self.broker.restore(state)
         if getattr(book, "rng", None) is None:
             book.rng = stream(engine.config.seed, "llm")
         self.rng = book.rng  # checkpointed with the book: a resume draws on where it was
