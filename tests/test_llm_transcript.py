@@ -73,6 +73,25 @@ def test_written_entries_read_back(tmp_path):
     assert back.lookup("k", 2) is None
 
 
+def test_a_last_line_cut_short_by_a_kill_is_dropped_and_appending_goes_on(tmp_path):
+    """A kill while an exchange was written leaves half a line without its newline: that
+    exchange is lost, the others read back, and a resumed recording appends cleanly."""
+    path = tmp_path / "t.jsonl"
+    t = Transcript(path, read=False, write=True, fresh=True)
+    t.append(entry("k", 0))
+    t.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + json.dumps(entry("k", 1)).encode()[:40])
+    assert Transcript(path, read=True, write=False).lookup("k", 1) is None
+    again = Transcript(path, read=True, write=True)
+    assert again.lookup("k", 0) is not None
+    again.append(entry("k", 1, text="EXPR: x1"))
+    again.close()
+    assert path.read_bytes().startswith(whole)
+    back = Transcript(path, read=True, write=False)
+    assert back.lookup("k", 1)["reply"]["text"] == "EXPR: x1"
+
+
 def test_record_refuses_to_overwrite(tmp_path):
     path = tmp_path / "t.jsonl"
     Transcript(path, read=False, write=True, fresh=True).close()

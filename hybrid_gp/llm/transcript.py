@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +82,7 @@ class Transcript:
         self.path = Path(path)
         self.entries: dict[tuple[str, int], dict[str, Any]] = {}
         self._out = None
+        self._whole: int | None = None  # bytes before a last line cut short by a kill
         exists = has_content(self.path)
         if fresh:
             refuse_existing(self.path)
@@ -93,6 +95,8 @@ class Transcript:
         if write:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self._whole is not None:  # appending after it would corrupt the next line
+                    os.truncate(self.path, self._whole)
                 self._out = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 raise TranscriptError(f"llm.transcript: cannot write {self.path}: "
@@ -103,9 +107,14 @@ class Transcript:
 
     def _load(self) -> None:
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            data = self.path.read_bytes()
+            lines = data.decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise TranscriptError(f"llm.transcript: cannot read {self.path}: {exc}") from None
+        if lines and not data.endswith(b"\n") and not _parses(lines[-1]):
+            # A kill while a line was written: that exchange is lost, the rest stands.
+            lines.pop()
+            self._whole = data.rfind(b"\n") + 1
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -145,6 +154,14 @@ class Transcript:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+
+def _parses(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def _check_values(entry: dict[str, Any], where: str) -> None:
