@@ -575,13 +575,15 @@ def _open_transcript(config: LLMConfig, resumed: bool = False,
         return None
     if config.transcript is None:  # LLMConfig refuses this; kept for direct callers
         raise TranscriptError(f"llm.transcript: mode {mode!r} needs a transcript file")
-    if mode == "record" and resumed and (required or has_content(config.transcript)):
-        if not has_content(config.transcript):
+    if mode == "record" and resumed:
+        if has_content(config.transcript):
+            return Transcript(config.transcript, read=True, write=True)
+        if required:
             raise TranscriptError(
                 f"llm.transcript: {config.transcript} is missing; this run recorded its "
                 f"LLM calls there, and resuming it appends to the same file (without "
                 f"it the transcript could never replay the run)")
-        return Transcript(config.transcript, read=True, write=True)
+        # nothing was recorded yet: the resumed run starts its transcript afresh
     if mode == "record":
         return Transcript(config.transcript, read=False, write=True, fresh=True)
     if mode == "replay":

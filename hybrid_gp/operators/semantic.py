@@ -298,9 +298,10 @@ def rdo_child(parent: Program, outputs: np.ndarray, y: np.ndarray, library: Libr
             if dist[j] < np.inf:
                 candidates.append((float(dist[j]), library.subtree(int(j))))
         plain = candidates[0][0] if candidates else math.inf
-        lin = _linear_candidate(library, outputs_at, dv, all_rows, room_size, room_depth)
-        if lin is not None and lin[0] < plain * (1 - 1e-9):
-            candidates.append(lin)
+        if plain > 0:  # an exact library subtree cannot be beaten
+            lin = _linear_candidate(library, outputs_at, dv, all_rows, room_size, room_depth)
+            if lin is not None and lin[0] < plain * (1 - 1e-9):
+                candidates.append(lin)
     if g.constants.enabled and room_size >= 1:
         with np.errstate(all="ignore"):
             value = float(np.mean(dv))
