@@ -4,6 +4,11 @@ Each is prepared once for a list of programs and a data matrix (the same trees, 
 same rows for all), then `run(threads)` evaluates every program on every row. DEAP's
 gp.compile runs eval() on the program text: that is DEAP's own method, measured here
 as DEAP users run it, and it never touches the library's code paths.
+
+Two timings per side answer two questions. Evaluation alone: trees compiled before
+the clock starts (`kernel`, `deap_compiled`). Compile and evaluate, as a GP run pays
+for every new child: DEAP's gp.compile of each tree against our compile_batch of the
+whole batch (`compile_each=True`); each is compared with its own kind.
 """
 
 from __future__ import annotations
@@ -33,22 +38,34 @@ class Evaluator:
     outputs: Callable[[], np.ndarray | None]
     nodes: int  # nodes in the programs one run evaluates
     skipped: int = 0  # programs it cannot express (left out of its runs)
+    baseline: str = "hybrid_gp float64"  # the evaluator of ours it is compared with
 
 
 def _nodes(programs: Sequence[Program]) -> int:
     return sum(p.size for p in programs)
 
 
+#: The names of the compile-and-evaluate pair.
+OURS_COMPILING = "hybrid_gp compile+float64"
+DEAP_COMPILING = "DEAP compile+numpy"
+
+
 def kernel(programs: Sequence[Program], X: np.ndarray, dtype: str,
-           threads: tuple[int, ...]) -> Evaluator:
-    """hybrid_gp's Numba interpreter: one call per batch into a preallocated array."""
+           threads: tuple[int, ...], compile_each: bool = False) -> Evaluator:
+    """hybrid_gp's Numba interpreter: one call per batch into a preallocated array;
+    with compile_each, compile_batch of the Programs is timed too."""
     batch = compile_batch(programs)
     XT = as_features(X, np.dtype(dtype))
     out = np.empty((batch.n_programs, XT.shape[1]), dtype=XT.dtype)
 
     def run(n_jobs: int) -> None:
-        evaluate_features(batch, XT, n_jobs, out=out)
+        evaluate_features(compile_batch(programs) if compile_each else batch, XT, n_jobs,
+                          out=out)
 
+    if compile_each:
+        return Evaluator(OURS_COMPILING, "compile_batch of the Programs, then the Numba "
+                         "kernel, float64", threads, run, lambda: out, _nodes(programs),
+                         baseline=OURS_COMPILING)
     return Evaluator(f"hybrid_gp {dtype}", f"Numba kernel, {dtype}, outputs into a "
                      f"preallocated array", threads, run, lambda: out, _nodes(programs))
 
@@ -95,8 +112,11 @@ def _numpy_function(code: int) -> Callable[..., Any]:
     return lambda *args: apply_op(code, [np.asarray(a, dtype=float) for a in args])
 
 
-def deap_compiled(programs: Sequence[Program], X: np.ndarray) -> Evaluator:
-    """DEAP's gp.compile of each tree into a Python lambda over numpy functions."""
+def deap_compiled(programs: Sequence[Program], X: np.ndarray,
+                  compile_each: bool = False) -> Evaluator:
+    """DEAP's gp.compile of each tree into a Python lambda over numpy functions, called
+    on the columns; with compile_each, gp.compile is timed too (a DEAP run compiles
+    every individual it evaluates)."""
     from deap import gp
 
     n_features = X.shape[1]
@@ -104,14 +124,16 @@ def deap_compiled(programs: Sequence[Program], X: np.ndarray) -> Evaluator:
     pset = gp.PrimitiveSet("bench", n_features, prefix="x")
     for prim in grammar.primitives:
         pset.addPrimitive(_numpy_function(prim.opcode), prim.arity, name=prim.name)
-    functions = [gp.compile(p.to_deap(n_features), pset) for p in programs]
+    trees = [p.to_deap(n_features) for p in programs]
+    functions = [gp.compile(tree, pset) for tree in trees]
     columns = [np.ascontiguousarray(X[:, k], dtype=np.float64) for k in range(n_features)]
     n_rows = X.shape[0]
     last: list[list[Any]] = []
 
     def run(n_jobs: int) -> None:
+        fns = [gp.compile(tree, pset) for tree in trees] if compile_each else functions
         with np.errstate(all="ignore"):
-            last[:] = [[f(*columns) for f in functions]]
+            last[:] = [[f(*columns) for f in fns]]
 
     def outputs() -> np.ndarray | None:
         if not last:
@@ -119,8 +141,13 @@ def deap_compiled(programs: Sequence[Program], X: np.ndarray) -> Evaluator:
         return np.array([np.broadcast_to(np.asarray(v, dtype=np.float64), (n_rows,))
                          for v in last[0]])
 
-    return Evaluator("DEAP compile+numpy", "deap.gp.compile per tree, numpy functions with "
-                     "the same semantics, float64", (1,), run, outputs, _nodes(programs))
+    if compile_each:
+        return Evaluator(DEAP_COMPILING, "deap.gp.compile of each tree, then its numpy "
+                         "functions (the same semantics), float64", (1,), run, outputs,
+                         _nodes(programs), baseline=OURS_COMPILING)
+    return Evaluator("DEAP numpy, precompiled", "trees compiled by deap.gp.compile before "
+                     "timing; numpy functions with the same semantics, float64", (1,), run,
+                     outputs, _nodes(programs))
 
 
 # ---------------------------------------------------------------------- pyoperon
