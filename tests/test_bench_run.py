@@ -22,6 +22,10 @@ def test_bench_run_reports_both_contenders(capsys):
     lines = [line for line in out.splitlines() if line.startswith("rows")]
     assert len(lines) == 1
     line = lines[0]
+    found = [line for line in out.splitlines() if "best training MSE" in line]
+    assert len(found) == 1
+    assert re.search(r"hybrid_gp [\d.e+-]+ \(\d+ nodes\) \| pyoperon [\d.e+-]+ "
+                     r"\(model length \d+\)$", found[0]), found[0]
     assert re.match(r"rows\s+20 threads 1: hybrid_gp\s+[\d,]+ children/s", line), line
     assert re.search(r"\|\s*pyoperon\s+[\d,]+ evaluations/s \| ratio children [\d.]+x, "
                      r"real [\d.]+x$", line), line
@@ -40,5 +44,9 @@ def test_the_20_row_problem_is_nguyen_7_itself_and_other_sizes_follow_its_formul
 
 def test_our_contender_spends_exactly_its_evaluation_budget():
     problem = bench_run.problem_with_rows(20, 0)
-    seconds, evaluations, children = bench_run.ours(problem, 30, 600, 1, seed=0)
-    assert seconds > 0 and evaluations == 600 and children >= evaluations
+    out = bench_run.ours(problem, 30, 600, 1, seed=0)
+    assert out.seconds > 0 and out.evaluations == 600 and out.children >= out.evaluations
+    best = hg.run(problem, seed=0, max_evaluations=600, population_size=30, time_budget=1e9,
+                  target_error=0.0, max_size=50, restart_after=0, semantic_share=0.0)
+    assert out.size == best.best.size
+    assert out.mse == pytest.approx(best.best_error, rel=1e-9)  # nguyen-7's metric is MSE

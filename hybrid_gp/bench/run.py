@@ -21,6 +21,7 @@ import numpy as np
 from ..api import run
 from ..argtypes import OneLineParser, non_negative_int, positive_int
 from ..config import SearchConfig
+from ..evaluation import evaluate
 from ..problem import Budget, Problem, get_problem
 from .args import check_threads, comma_separated, fail
 
@@ -28,13 +29,26 @@ KOZA_SYMBOLS = "add,sub,mul,div,sin,cos,exp,log,variable"
 
 
 @dataclass
-class Timing:
-    seconds: list[float] = field(default_factory=list)
-    evaluations: list[int] = field(default_factory=list)
-    children: list[int] = field(default_factory=list)
+class Outcome:
+    """One contender's run: its time, its counts, and what it found (for context: a
+    search that keeps bigger programs evaluates fewer of them per second)."""
 
-    def rate(self, counts: list[int]) -> float:
-        return statistics.median(c / s for c, s in zip(counts, self.seconds, strict=True))
+    seconds: float
+    evaluations: int  # real evaluations
+    children: int  # children made and scored, cache hits included
+    mse: float  # the best program's training MSE
+    size: int  # that program's nodes (Operon: its model length)
+
+
+@dataclass
+class Timing:
+    runs: list[Outcome] = field(default_factory=list)
+
+    def rate(self, count: str) -> float:
+        return statistics.median(getattr(o, count) / o.seconds for o in self.runs)
+
+    def median(self, what: str) -> float:
+        return statistics.median(getattr(o, what) for o in self.runs)
 
 
 def problem_with_rows(rows: int, seed: int) -> Problem:
@@ -49,18 +63,23 @@ def problem_with_rows(rows: int, seed: int) -> Problem:
 
 
 def ours(problem: Problem, population: int, evaluations: int, threads: int,
-         seed: int) -> tuple[float, int, int]:
+         seed: int) -> Outcome:
     t0 = time.perf_counter()
     # Plain GP on both sides: pyoperon's local search is off, and so are our restarts
     # and semantic children (the Nguyen suite's defaults turn them on).
     res = run(problem, seed=seed, max_evaluations=evaluations, population_size=population,
               time_budget=1e9, target_error=0.0, n_jobs=threads, max_size=50,
               restart_after=0, semantic_share=0.0)
-    return time.perf_counter() - t0, res.stats["evaluations"], res.stats["children"]
+    seconds = time.perf_counter() - t0
+    if res.best is None:
+        return Outcome(seconds, res.stats["evaluations"], res.stats["children"], np.inf, 0)
+    pred = evaluate(res.best, problem.train.X)[0]
+    return Outcome(seconds, res.stats["evaluations"], res.stats["children"],
+                   float(np.mean((pred - problem.train.y) ** 2)), res.best.size)
 
 
 def operon(problem: Problem, population: int, evaluations: int, threads: int,
-           seed: int) -> tuple[float, int, int] | None:
+           seed: int) -> Outcome | None:
     try:
         from pyoperon.sklearn import SymbolicRegressor
     except ImportError:
@@ -73,7 +92,8 @@ def operon(problem: Problem, population: int, evaluations: int, threads: int,
     model.fit(problem.train.X, problem.train.y)
     seconds = time.perf_counter() - t0
     count = int(model.stats_["evaluation_count"])
-    return seconds, count, count
+    mse = float(np.mean((model.predict(problem.train.X) - problem.train.y) ** 2))
+    return Outcome(seconds, count, count, mse, int(model.stats_["model_length"]))
 
 
 def min_population() -> int:
@@ -140,27 +160,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name, fn in order:
                     out = fn(problem, args.population, args.evaluations, threads,
                              args.seed + r)
-                    if out is None:
-                        continue
-                    timings[name].seconds.append(out[0])
-                    timings[name].evaluations.append(out[1])
-                    timings[name].children.append(out[2])
+                    if out is not None:
+                        timings[name].runs.append(out)
             _report(rows, threads, timings)
     return 0
 
 
 def _report(rows: int, threads: int, timings: dict[str, Timing]) -> None:
     ours_t, op = timings["hybrid_gp"], timings["pyoperon"]
-    kids, evals = ours_t.rate(ours_t.children), ours_t.rate(ours_t.evaluations)
+    kids, evals = ours_t.rate("children"), ours_t.rate("evaluations")
     line = (f"rows {rows:>6} threads {threads}: hybrid_gp {kids:>10,.0f} children/s "
             f"({evals:>10,.0f} real evaluations/s)")
-    if op.seconds:
-        theirs = op.rate(op.evaluations)
+    found = (f"  best training MSE (median): hybrid_gp {ours_t.median('mse'):.3g} "
+             f"({ours_t.median('size'):.0f} nodes)")
+    if op.runs:
+        theirs = op.rate("evaluations")
         line += (f" | pyoperon {theirs:>10,.0f} evaluations/s | ratio children "
                  f"{kids / theirs:.2f}x, real {evals / theirs:.2f}x")
+        found += (f" | pyoperon {op.median('mse'):.3g} (model length "
+                  f"{op.median('size'):.0f})")
     else:
         line += " | pyoperon not installed (pip install .[bench])"
     print(line, flush=True)
+    print(found, flush=True)
 
 
 if __name__ == "__main__":
