@@ -3,8 +3,9 @@
 Numba calls libm one element at a time (5-20 ns each, no SVML here), which made these
 six operations most of an evaluation's time. Here each is range reduction plus a
 polynomial, written without branches so LLVM vectorises the row loops; the few inputs
-the reduction cannot handle accurately (|x| > 2**20 for sin/cos; zero, infinite or NaN
-arguments of pow) are recomputed with libm after the vector pass. Semantics follow
+the reduction cannot handle accurately (|x| > 2**20 for sin/cos) are recomputed with
+libm after the vector pass, and pow's zero, infinite or NaN arguments get IEEE pow's
+rules as selects in a second vector pass. Semantics follow
 docs/semantics.md (log is protected: log|a|, 0 where |a| <= EPS; pow is |a| ** b).
 
 Accuracy (docs/kernels.md has the method and measurements), in ULP of the correctly
@@ -304,7 +305,7 @@ def _log_dd(v):
 
 @njit(**_CORE)
 def pow_regular(a, b):
-    """|a| ** b where 0 < |a| < inf and b is finite (pow_block sends other lanes to libm)."""
+    """|a| ** b where 0 < |a| < inf and b is finite (other lanes: `pow_special`)."""
     v = abs(np.float64(a))
     bd = np.float64(b)
     lh, ll = _log_dd(v)
@@ -320,9 +321,24 @@ def pow_is_regular(a, b):
     return (v > 0.0) & (v < np.inf) & (abs(b) < np.inf)
 
 
+@njit(**_CORE)
+def pow_special(a, b):
+    """|a| ** b where a is zero, inf or NaN or b is inf or NaN: C99/IEEE pow's rules
+    as selects. 1 when b == 0 or |a| == 1 (NaN or not); otherwise NaN in, NaN out;
+    otherwise the result is inf when |a| > 1 and b > 0 agree (inf ** 2, 0 ** -1,
+    2 ** inf, 0.5 ** -inf) and 0 when they differ."""
+    v = abs(np.float64(a))
+    bd = np.float64(b)
+    big = (v > 1.0) == (bd > 0.0)
+    out = np.inf if big else 0.0
+    out = np.nan if (v != v) | (bd != bd) else out
+    return 1.0 if (bd == 0.0) | (v == 1.0) else out
+
+
 # ------------------------------------------------------------------- block loops
 # Loops in place on y[:nb] (one array, so LLVM vectorises them). where (int64) and
-# value (float64), of length >= nb, are scratch for the elements sent to libm. All
+# value (float64), of length >= nb, are scratch (elements sent to libm, saved pow
+# exponents). All
 # unary operations share one compiled function: fewer functions, faster first call.
 
 
@@ -365,32 +381,23 @@ def math_block(op, y, nb, where, value):
 
 
 @njit(**_LOOP)
-def _save_odd(a, ao, y, nb, where, value):
-    """libm's |a| ** y where an argument is zero, inf or NaN; their count."""
-    m = 0
-    for r in range(nb):
-        u = np.float64(a[ao + r])
-        w = np.float64(y[r])
-        if not pow_is_regular(u, w):
-            where[m] = r
-            value[m] = abs(u) ** w
-            m += 1
-    return m
-
-
-@njit(**_LOOP)
 def pow_block(a, ao, y, nb, where, value):
     """y[r] = |a[ao + r]| ** y[r] for r < nb (IEEE pow of |a|: 0 ** -1 = inf,
-    nan ** 0 = 1). a must not overlap y."""
+    nan ** 0 = 1). a must not overlap y; value (float64, >= nb) is scratch, where is
+    unused. Zero, inf and NaN arguments get `pow_special` in a second vector pass
+    (the exponents are saved first): no libm calls, no branches in the loops."""
     n_odd = 0
     for r in range(nb):
         n_odd += not pow_is_regular(a[ao + r], y[r])
     if n_odd:
-        _save_odd(a, ao, y, nb, where, value)
+        for r in range(nb):
+            value[r] = y[r]
     for r in range(nb):
         y[r] = pow_regular(a[ao + r], y[r])
-    for i in range(n_odd):
-        y[where[i]] = value[i]
+    if n_odd:
+        for r in range(nb):
+            u, w = a[ao + r], value[r]
+            y[r] = y[r] if pow_is_regular(u, w) else pow_special(u, w)
 
 
 # ------------------------------------------------------- standalone, in place
