@@ -24,6 +24,11 @@ import numpy as np
 from numba import njit
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# Per-child code never allocates (breed hands it scratch arrays), so it is compiled
+# without reference counting: Numba otherwise increments and decrements an atomic count
+# for every array argument and slice, which cost more than the work (as in the
+# interpreter; docs/kernels.md).
+_HOT = dict(_JIT, _nrt=False)
 
 CROSSOVER, SUBTREE, POINT, HOIST, SHRINK, CONSTANT, COPY = 0, 1, 2, 3, 4, 5, 6
 INTERNAL_BIAS = 0.9
@@ -32,20 +37,20 @@ INTERNAL_BIAS = 0.9
 # ---------------------------------------------------------------------- draws
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _rand(uni, cur):
     v = uni[cur[0] % uni.shape[0]]
     cur[0] += 1
     return v
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _int(uni, cur, n):
     k = int(_rand(uni, cur) * n)
     return n - 1 if k >= n else k
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _normal(uni, cur):
     u1 = _rand(uni, cur)
     u2 = _rand(uni, cur)
@@ -55,7 +60,7 @@ def _normal(uni, cur):
 # ---------------------------------------------------------------------- tree helpers
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _layout(codes, n, arity, ends, depths, open_idx, open_left):
     """Subtree ends and node depths of codes[:n]; returns the tree depth."""
     top = 0
@@ -81,7 +86,7 @@ def _layout(codes, n, arity, ends, depths, open_idx, open_left):
     return deepest
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _allowed(prim, mask, parent, groups, forbidden):
     """Twin of constraints.allowed."""
     if groups[prim] & mask:
@@ -89,7 +94,7 @@ def _allowed(prim, mask, parent, groups, forbidden):
     return not (parent >= 0 and forbidden[parent, prim])
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _walk(codes, n, target, arity, groups, forbidden, open_mask, open_prim, open_left):
     """One walk over codes[:n] with every node's constraint context (ancestor group mask,
     parent). With target >= 0: (True, mask, parent) of node `target` (twin of
@@ -119,7 +124,7 @@ def _walk(codes, n, target, arity, groups, forbidden, open_mask, open_prim, open
     return True, 0, -1
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _node_type(c, prim_ret, var_type, const_type):
     if c >= 0:
         return prim_ret[c]
@@ -128,7 +133,7 @@ def _node_type(c, prim_ret, var_type, const_type):
     return var_type
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _count_consts(codes, start, end):
     k = 0
     for i in range(start, end):
@@ -137,7 +142,7 @@ def _count_consts(codes, start, end):
     return k
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _pick_point(codes, cand, n_cand, uni, cur):
     """Twin of classic.pick_point over the candidate positions cand[:n_cand]."""
     if n_cand == 0:
@@ -161,14 +166,14 @@ def _pick_point(codes, cand, n_cand, uni, cur):
     return -1
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _usable(prim, left, mask, parent, constrained, prim_height, groups, forbidden):
     if prim_height[prim] > left:
         return False
     return not constrained or _allowed(prim, mask, parent, groups, forbidden)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _grow(t, max_depth, mask0, parent0, uni, cur, tables, iparams, fparams, out_codes,
           out_consts, stack_t, stack_d, stack_m, stack_p):
     """Twin of generate.random_codes(method="grow", min_depth=0, context=(mask0,
@@ -249,7 +254,7 @@ def _grow(t, max_depth, mask0, parent0, uni, cur, tables, iparams, fparams, out_
     return n, nc
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
             out_codes, out_consts):
     """a with its subtree [i, i_end) replaced by s; returns (n, n_const)."""
@@ -279,7 +284,7 @@ def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
     return n, nc
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _limit_and_check(n, nc, child_codes, tables, iparams, sc):
     """(-1, 0) for a child over max_size or max_depth (an operator that can grow the
     tree); otherwise the grammar checks of _check."""
@@ -290,7 +295,7 @@ def _limit_and_check(n, nc, child_codes, tables, iparams, sc):
     return _check(n, nc, child_codes, tables, iparams, sc)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _check(n, nc, child_codes, tables, iparams, sc):
     """(n, nc) when the child keeps the grammar's constraints, else (-1, 0)."""
     if n < 0 or iparams[7] == 0:
@@ -306,7 +311,7 @@ def _check(n, nc, child_codes, tables, iparams, sc):
 # when it does not apply or the child breaks the limits.
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables, iparams,
                sc, child_codes, child_consts):
     prim_arity, prim_ret = tables[0], tables[1]
@@ -335,7 +340,7 @@ def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables,
     return _limit_and_check(n, nc, child_codes, tables, iparams, sc)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, grow_sc,
              child_codes, child_consts):
     prim_arity, prim_ret, min_height = tables[0], tables[1], tables[6]
@@ -363,7 +368,7 @@ def _subtree(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, sc, gro
     return _limit_and_check(n, nc, child_codes, tables, iparams, sc)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen, sc,
            child_codes, child_consts):
     prim_ret, same, same_off = tables[1], tables[7], tables[8]
@@ -421,7 +426,7 @@ def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen, s
     return _check(a_n, nc, child_codes, tables, iparams, sc)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, child_consts):
     prim_arity, prim_ret = tables[0], tables[1]
     var_type, const_type = iparams[0], iparams[1]
@@ -451,10 +456,10 @@ def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, c
     return _check(n, nc, child_codes, tables, iparams, sc)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, child_consts):
     prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
-    a_ends, a_depths, _, _, open_idx, open_left, cand = sc
+    a_ends, a_depths, kids, _, open_idx, open_left, cand = sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
     n_int = 0
     for k in range(a_n):
@@ -471,7 +476,6 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
         n_match = 0
         first_match = -1
         j = i + 1
-        kids = np.empty(prim_arity[c], dtype=np.int64)
         for arg in range(prim_arity[c]):
             if prim_args[c, arg] == prim_ret[c]:
                 kids[n_match] = j
@@ -489,7 +493,7 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
     return -1, 0
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_consts):
     n = _count_consts(a_codes, 0, a_n)
     if n == 0:
