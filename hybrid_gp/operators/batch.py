@@ -96,12 +96,19 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                  np.ascontiguousarray(second, dtype=np.int64),
                  np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
                  out_codes, out_consts, out_len, out_nc, out_op)
-    # Codes: one list conversion for the batch (small ints are cheap to box). Constants:
-    # only the rows' used prefixes, as the unused tail of out_consts is never read.
+    # Only the rows' used prefixes, end to end, converted to Python in one call each
+    # (small ints are cheap to box); each child is then a slice of those lists.
+    width = np.arange(out_codes.shape[1])
+    codes_used = out_codes[width < out_len[:, None]].tolist()
+    consts_used = out_consts[width < out_nc[:, None]].tolist()
     trusted = Program._trusted
-    children = [trusted(grammar, tuple(c[:m]), tuple(out_consts[k, :q].tolist()) if q else ())
-                for k, (c, m, q) in enumerate(zip(out_codes.tolist(), out_len.tolist(),
-                                                  out_nc.tolist(), strict=True))]
+    children = []
+    a = b = 0
+    for m, q in zip(out_len.tolist(), out_nc.tolist(), strict=True):
+        children.append(trusted(grammar, tuple(codes_used[a:a + m]),
+                                tuple(consts_used[b:b + q]) if q else ()))
+        a += m
+        b += q
     return children, out_op
 
 
