@@ -337,9 +337,9 @@ def pow_special(a, b):
 
 # ------------------------------------------------------------------- block loops
 # Loops in place on y[:nb] (one array, so LLVM vectorises them). where (int64) and
-# value (float64), of length >= nb, are scratch (elements sent to libm, saved pow
-# exponents). All
-# unary operations share one compiled function: fewer functions, faster first call.
+# value (float64), of length >= nb, are scratch: the sin/cos elements sent to libm,
+# pow's saved exponents. All unary operations share one compiled function: fewer
+# functions, faster first call.
 
 
 @njit(**_LOOP)
