@@ -112,65 +112,71 @@ def _unary(op, y, nb, where, value):
 
 @njit(**_INLINE)
 def _binary(op, a, ao, y, nb, where, value):
-    """y[r] = op(a[ao + r], y[r]) for r < nb: the result replaces the second argument."""
+    """y[r] = op(x[r], y[r]) for r < nb: the result replaces the second argument.
+
+    The first argument is sliced to a[ao:ao + nb] before the loops: indexing it at
+    ao + r instead kept LLVM from vectorising them (0.4 against 0.1 ns per element)."""
+    x = a[ao:ao + nb]
     if op == ADD:
         for r in range(nb):
-            y[r] = a[ao + r] + y[r]
+            y[r] = x[r] + y[r]
     elif op == SUB:
         for r in range(nb):
-            y[r] = a[ao + r] - y[r]
+            y[r] = x[r] - y[r]
     elif op == MUL:
         for r in range(nb):
-            y[r] = a[ao + r] * y[r]
+            y[r] = x[r] * y[r]
     elif op == DIV:
         for r in range(nb):
             d = y[r]
-            y[r] = 1.0 if abs(d) <= EPS else a[ao + r] / d
+            y[r] = 1.0 if abs(d) <= EPS else x[r] / d
     elif op == POW:
-        pow_block(a, ao, y, nb, where, value)
+        pow_block(x, 0, y, nb, where, value)
     elif op == MIN:
         for r in range(nb):
-            u, v = a[ao + r], y[r]
+            u, v = x[r], y[r]
             y[r] = u if (u < v or u != u) else v
     elif op == MAX:
         for r in range(nb):
-            u, v = a[ao + r], y[r]
+            u, v = x[r], y[r]
             y[r] = u if (u > v or u != u) else v
     elif op == AND:
         for r in range(nb):
-            y[r] = 1.0 if (a[ao + r] != 0 and y[r] != 0) else 0.0
+            y[r] = 1.0 if (x[r] != 0 and y[r] != 0) else 0.0
     elif op == OR:
         for r in range(nb):
-            y[r] = 1.0 if (a[ao + r] != 0 or y[r] != 0) else 0.0
+            y[r] = 1.0 if (x[r] != 0 or y[r] != 0) else 0.0
     elif op == NAND:
         for r in range(nb):
-            y[r] = 0.0 if (a[ao + r] != 0 and y[r] != 0) else 1.0
+            y[r] = 0.0 if (x[r] != 0 and y[r] != 0) else 1.0
     elif op == NOR:
         for r in range(nb):
-            y[r] = 0.0 if (a[ao + r] != 0 or y[r] != 0) else 1.0
+            y[r] = 0.0 if (x[r] != 0 or y[r] != 0) else 1.0
     elif op == XOR:
         for r in range(nb):
-            y[r] = 1.0 if ((a[ao + r] != 0) != (y[r] != 0)) else 0.0
+            y[r] = 1.0 if ((x[r] != 0) != (y[r] != 0)) else 0.0
     elif op == GT:
         for r in range(nb):
-            y[r] = 1.0 if a[ao + r] > y[r] else 0.0
+            y[r] = 1.0 if x[r] > y[r] else 0.0
     elif op == LT:
         for r in range(nb):
-            y[r] = 1.0 if a[ao + r] < y[r] else 0.0
+            y[r] = 1.0 if x[r] < y[r] else 0.0
 
 
 @njit(**_HOT)
 def _select(c, co, t, to, y, nb):
     """y[r] = t[to + r] if c[co + r] != 0 else y[r] (the ternary IF, into its third
-    argument)."""
+    argument); arguments sliced first, as in _binary."""
+    cond, yes = c[co:co + nb], t[to:to + nb]
     for r in range(nb):
-        y[r] = t[to + r] if c[co + r] != 0 else y[r]
+        y[r] = yes[r] if cond[r] != 0 else y[r]
 
 
 @njit(**_HOT)
 def _copy(x, xo, y, nb):
+    src = x[xo:xo + nb]
     for r in range(nb):
-        y[r] = x[xo + r]
+        y[r] = src[r]
 
 
 # ------------------------------------------------------------------ one block
@@ -250,16 +256,18 @@ def _eval_rows(p, batch, XT, out, row0, row1, block, ws):
         nb = min(block, row1 - r0)
         k = eval_block(codes, code_off[p], code_off[p + 1], consts, const_off[p + 1],
                        arity, XT, r0, nb, ws)
-        src, so = (stack[0], 0) if k < 0 else (XT[k], r0)
+        src = stack[0][:nb] if k < 0 else XT[k][r0:r0 + nb]
+        part = dest[r0:r0 + nb]
         for r in range(nb):
-            dest[r0 + r] = src[so + r]
+            part[r] = src[r]
 
 
 @njit(**_HOT)
 def _block_sse(src, so, y, r0, nb, diff):
     """Sum of (src[so + r] - y[r0 + r])**2 over r < nb, in float64, eight lanes wide."""
+    out, want = src[so:so + nb], y[r0:r0 + nb]
     for r in range(nb):
-        d = np.float64(src[so + r]) - y[r0 + r]
+        d = np.float64(out[r]) - want[r]
         diff[r] = d * d
     n8 = nb - nb % 8
     s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
