@@ -237,9 +237,9 @@ def jac_block(codes, start, end, consts, c0, n_c, arity, XT, r0, nb, work):
             lo[sp], hi[sp] = kc, kc + 1
             sp += 1
         elif c < -1:
-            col, top = XT[-c - 2], stack[sp]
+            col, top = XT[-c - 2][r0:r0 + nb], stack[sp]  # sliced first: vectorises
             for r in range(nb):
-                top[r] = col[r0 + r]
+                top[r] = col[r]
             lo[sp], hi[sp] = kc, kc
             sp += 1
         else:

@@ -386,17 +386,18 @@ def pow_block(a, ao, y, nb, where, value):
     nan ** 0 = 1). a must not overlap y; value (float64, >= nb) is scratch, where is
     unused. Zero, inf and NaN arguments get `pow_special` in a second vector pass
     (the exponents are saved first): no libm calls, no branches in the loops."""
+    x = a[ao:ao + nb]  # sliced first: indexing a[ao + r] keeps the loops scalar
     n_odd = 0
     for r in range(nb):
-        n_odd += not pow_is_regular(a[ao + r], y[r])
+        n_odd += not pow_is_regular(x[r], y[r])
     if n_odd:
         for r in range(nb):
             value[r] = y[r]
     for r in range(nb):
-        y[r] = pow_regular(a[ao + r], y[r])
+        y[r] = pow_regular(x[r], y[r])
     if n_odd:
         for r in range(nb):
-            u, w = a[ao + r], value[r]
+            u, w = x[r], value[r]
             y[r] = y[r] if pow_is_regular(u, w) else pow_special(u, w)
 
 
