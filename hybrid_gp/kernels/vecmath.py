@@ -238,19 +238,19 @@ def tanh1(x):
 
 # ----------------------------------------------------------------------------- pow
 def _log_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1/c and log(c) (as hi + lo) at the centres c of _LOG_N cells of width 1/180.
+    """1/c and log(c) (as hi + lo) for the _LOG_N cells of width 1/180, c = (127 + j)/180.
 
-    Cell 53 is centred on 1 exactly (1/c = 1, log c = 0), so log|a| keeps its relative
-    accuracy for a near 1. Computed with the decimal module to 40 digits.
+    1/c is 180 / (127 + j) rounded once, which is what `_log_dd` computes by division
+    (a division is cheaper than a table gather here); log(c) = -log(1/c) of that
+    double, to 40 digits with the decimal module. Cell 53 has c = 1 exactly (1/c = 1,
+    log c = 0), so log|a| keeps its relative accuracy for a near 1.
     """
-    inv = np.empty(_LOG_N)
+    inv = 180.0 / (127.0 + np.arange(_LOG_N, dtype=np.float64))
     hi = np.empty(_LOG_N)
     lo = np.empty(_LOG_N)
     with localcontext() as ctx:
         ctx.prec = 40
         for j in range(_LOG_N):
-            inv[j] = float(Decimal(180) / (Decimal(180) * Decimal(_LOG_LO) + Decimal(j) +
-                                           Decimal("0.5")))
             exact = -Decimal(float(inv[j])).ln()
             hi[j] = float(exact)
             lo[j] = float(exact - Decimal(hi[j]))
@@ -280,7 +280,7 @@ def _log_dd(v):
     e = e - 52 if tiny else e
     j = np.int64((m - _LOG_LO) * 180.0)
     j = 0 if j < 0 else (_LOG_N - 1 if j > _LOG_N - 1 else j)
-    invc = _INVC[j]
+    invc = 180.0 / (127.0 + np.float64(j))  # = _INVC[j], without a gather
     ph = m * invc
     pl = fma(m, invc, -ph)  # m * invc = ph + pl exactly
     rh0 = ph - 1.0  # exact
