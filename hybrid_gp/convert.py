@@ -63,16 +63,19 @@ _TAME = 1e300  # beyond this sympy's exact arithmetic can take minutes (exp(exp(
 def _fold_constants(prim: Primitive, args: list[Any], protected: bool) -> Any | None:
     """A numeric operation on numbers, computed as the kernels compute it: always in
     the protected reading (which equals the kernels), and in the plain reading where
-    the result is not finite or huge, which sympy would chase symbolically. None:
-    leave it to sympy."""
+    the result is not finite or huge, which sympy would chase symbolically, or an
+    argument is not finite, where sympy's rules are not IEEE's (it leaves oo**0.0
+    unevaluated; the kernels give 1). None: leave it to sympy."""
     if not args or prim.ret_type != "float" or any(t != "float" for t in prim.arg_types):
         return None
     if not all(isinstance(a, sp.Number) for a in args):
         return None
     from .kernels.reference import apply_op
 
-    value = float(apply_op(prim.opcode, [np.array([float(a)]) for a in args])[0])
-    if not protected and math.isfinite(value) and abs(value) <= _TAME:
+    numbers = [float(a) for a in args]
+    value = float(apply_op(prim.opcode, [np.array([v]) for v in numbers])[0])
+    tame = math.isfinite(value) and abs(value) <= _TAME and all(map(math.isfinite, numbers))
+    if not protected and tame:
         return None
     if math.isnan(value):
         return sp.nan

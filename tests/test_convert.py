@@ -166,10 +166,31 @@ def test_from_sympy_of_to_sympy_computes_the_same_function(p):
     X = inputs(np.random.default_rng(p.size), 0.05, 3.0)
     rows = stable_rows(p, X) & plain_rows(p, X)
     assume(rows.any())  # else a guard is on everywhere: the plain reading is not p
-    q = Program.from_sympy(p.to_sympy(), grammar="full")
+    expr = p.to_sympy()
+    # A constant subtree that overflows (exp(exp(9.0))) has no formula with finite
+    # constants; from_sympy refuses it by name (test below).
+    assume(not expr.has(sp.oo, -sp.oo, sp.nan, sp.zoo))
+    q = Program.from_sympy(expr, grammar="full")
     rows &= stable_rows(q, X) & plain_rows(q, X)
     assume(rows.any())
     assert_agree(p.evaluate(X), q.evaluate(X), rows, f"{p}  ->  {q}")
+
+
+def test_constants_folded_with_an_infinite_argument_follow_the_kernels():
+    """exp(exp(9.0)) overflows to inf in the kernels; inf ** 0 is 1 there, which sympy
+    would leave as oo**0.0."""
+    p = Program.parse("exp(exp(square(3.0))) ** 0.0", grammar="full")
+    assert p.to_sympy() == sp.Float(1.0)
+    q = Program.from_sympy(p.to_sympy(), grammar="full")
+    X = np.linspace(0.5, 2.0, 12).reshape(-1, 1) * np.ones((1, N))
+    np.testing.assert_array_equal(q.evaluate(X), p.evaluate(X))
+
+
+def test_from_sympy_refuses_a_formula_with_an_infinite_constant():
+    p = Program.parse("x0 ** exp(exp(square(3.0)))", grammar="full")
+    assert p.to_sympy().has(sp.oo)
+    with pytest.raises(ConversionError, match="constant oo is not finite"):
+        Program.from_sympy(p.to_sympy(), grammar="full")
 
 
 @pytest.mark.parametrize(
