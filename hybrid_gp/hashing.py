@@ -104,9 +104,11 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
                train_share: float = 0.5) -> np.ndarray:
     """Probe inputs (size, n_features): some of the problem's training rows (all of them
     when they fit, which rules out false merges on the training data; rows holding an
-    exact zero always, since protected operators switch branches there) and the rest
-    drawn uniformly from the problem's input domain. Seeded, so fixed for a run. A
-    problem with a small finite input set (Boolean cases) is probed on all of it."""
+    exact zero always, since protected operators switch branches there; when rows are
+    sampled, also the rows holding each input's smallest and largest value, since
+    programs can part only near an edge) and the rest drawn uniformly from the
+    problem's input domain. Seeded, so fixed for a run. A problem with a small finite
+    input set (Boolean cases) is probed on all of it."""
     if size < 1:
         raise ConfigError(f"probe size must be >= 1, got {size}")
     from .rng import stream
@@ -121,9 +123,17 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
         n_train = len(X)
     # Rows with an exact zero go first: there the protected operators switch branches
     # (log 0 = 0, a / 0 = 1), so exp(log(x)) and x part only on such rows.
-    zero = np.flatnonzero(np.any(X == 0.0, axis=1))[:n_train]
-    others = np.setdiff1d(np.arange(len(X)), zero)
-    picked = np.concatenate([zero, rng.choice(others, size=n_train - len(zero), replace=False)])
+    first = np.flatnonzero(np.any(X == 0.0, axis=1))
+    if n_train < len(X):
+        # Sampled rows: the rows at each input's extremes go first too. sin(sqrt(x0))
+        # and abs(sin(sqrt(x0))) part only for x0 > 9.87 on Keijzer-4's [0, 10]; a
+        # probe reaching 9.65 gave them one key (docs/hashing.md).
+        edges = np.concatenate([X.argmin(axis=0), X.argmax(axis=0)])
+        first = np.concatenate([first, np.setdiff1d(edges, first)])
+    first = first[:n_train]
+    others = np.setdiff1d(np.arange(len(X)), first)
+    picked = np.concatenate([first, rng.choice(others, size=n_train - len(first),
+                                               replace=False)])
     rows = X[np.sort(picked)]
     n_domain = size - n_train
     if n_domain <= 0:

@@ -299,6 +299,27 @@ def test_a_large_training_set_is_sampled_and_the_probe_is_seeded(rng):
     assert sum(tuple(r) in train for r in a.tolist()) == 32  # train_share 0.5
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_a_sampled_probe_holds_each_inputs_extreme_rows(rng, seed):
+    X = rng.uniform(-1, 1, size=(500, 3))
+    probe = make_probe(Problem.from_data(X, X[:, 0]), 64, seed=seed)
+    rows = {tuple(r) for r in probe.tolist()}
+    for k in range(3):
+        assert tuple(X[X[:, k].argmin()]) in rows and tuple(X[X[:, k].argmax()]) in rows
+
+
+def test_programs_that_part_only_near_the_domain_edge_get_different_keys():
+    """Keijzer-4 (x0 in [0, 10]): sin(sqrt(x0)) and abs(sin(sqrt(x0))) differ only for
+    x0 > 9.87. A probe whose sampled rows stopped at 9.65 gave them one key, and the
+    audit counted the merges as false (their training errors differ)."""
+    prob = hg.get_problem("keijzer-4")
+    a = hg.Program.parse("sin(sqrt(x0))", grammar=prob.grammar)
+    b = hg.Program.parse("abs(sin(sqrt(x0)))", grammar=prob.grammar)
+    for seed in range(10):
+        probe = make_probe(prob, 64, seed=seed)
+        assert hg.functional_hash(a, probe) != hg.functional_hash(b, probe), seed
+
+
 @pytest.mark.parametrize("name, n_inputs", [("parity-3", 3), ("mux-6", 6)])
 def test_a_boolean_problem_is_probed_on_its_whole_truth_table(name, n_inputs):
     prob = hg.get_problem(name)
