@@ -106,7 +106,7 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
     when they fit, which rules out false merges on the training data; rows holding an
     exact zero always, since protected operators switch branches there; when rows are
     sampled, also the rows holding each input's smallest and largest value, since
-    programs can part only near an edge) and the rest drawn uniformly from the
+    some programs part only near an edge) and the rest drawn uniformly from the
     problem's input domain. Seeded, so fixed for a run. A problem with a small finite
     input set (Boolean cases) is probed on all of it."""
     if size < 1:

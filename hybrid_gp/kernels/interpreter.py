@@ -131,7 +131,7 @@ def _binary(op, a, ao, y, nb, where, value):
             d = y[r]
             y[r] = 1.0 if abs(d) <= EPS else x[r] / d
     elif op == POW:
-        pow_block(x, 0, y, nb, where, value)
+        pow_block(a, ao, y, nb, where, value)  # slices a itself
     elif op == MIN:
         for r in range(nb):
             u, v = x[r], y[r]
