@@ -54,8 +54,8 @@ def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
     n = len(programs)
     code_off = np.zeros(n + 1, dtype=np.int64)
     const_off = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum([len(p.codes) for p in programs], out=code_off[1:])
-    np.cumsum([len(p.consts) for p in programs], out=const_off[1:])
+    np.fromiter((len(p.codes) for p in programs), np.int64, n).cumsum(out=code_off[1:])
+    np.fromiter((len(p.consts) for p in programs), np.int64, n).cumsum(out=const_off[1:])
     codes = np.fromiter(chain.from_iterable(p.codes for p in programs), dtype=np.int32,
                         count=int(code_off[-1]))
     consts = np.fromiter(chain.from_iterable(p.consts for p in programs), dtype=np.float64,

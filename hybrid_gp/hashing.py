@@ -63,8 +63,10 @@ def fingerprint_rows(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_
                      ) -> list[int]:
     """One 64-bit key per row of outputs (n_programs, n_probe)."""
     q = np.ascontiguousarray(quantise(np.atleast_2d(outputs), mantissa_bits))
-    return [int.from_bytes(hashlib.sha256(row.tobytes()).digest()[:8], "little", signed=True)
-            for row in q]
+    data, width = memoryview(q.tobytes()), q.shape[1] * 8  # row k: data[k*width:][:width]
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    return [from_bytes(sha256(data[a:a + width]).digest()[:8], "little", signed=True)
+            for a in range(0, len(q) * width, width)]
 
 
 def functional_hash(obj: Program | Callable[[np.ndarray], Any], probe: np.ndarray,
@@ -285,7 +287,10 @@ class EquivalenceCache:
               max_new: int | None = None) -> ScoreResult:
         """Errors for `programs`, evaluating only functions the cache has not seen (and
         the hits the mode wants re-checked). At most `max_new` real evaluations;
-        programs beyond that stay NaN."""
+        programs beyond that stay NaN.
+
+        Runs once per generation over hundreds of children: the per-child work is kept
+        to list comprehensions and bound dict methods."""
         from .search.scoring import ScoreResult
 
         n = len(programs)
@@ -293,45 +298,45 @@ class EquivalenceCache:
         if not n:
             return ScoreResult(errors, 0, 0, [])
         self.stats.lookups += n
+        structural, functional = self._structural, self._functional
         batch = compile_batch(programs)
         skeys = _table_keys(batch)
-        fkeys: list[int] = [0] * n
-        hits: list[int] = []
-        pending: list[int] = []
-        for i, sk in enumerate(skeys):
-            fk = self._structural.get(sk)
-            if fk is not None and fk in self._functional:
-                self._structural.move_to_end(sk)
-                fkeys[i] = fk
-                self.stats.structural_hits += 1
-                hits.append(i)
-            else:
-                pending.append(i)
-        if pending:
-            sub = batch.take(pending)
-            for i, fk in zip(pending, self.fingerprints(sub, scorer.n_jobs), strict=True):
-                fkeys[i] = fk
+        known = [structural.get(sk) for sk in skeys]
+        hits = [i for i, fk in enumerate(known) if fk is not None and fk in functional]
+        pending = [i for i, fk in enumerate(known) if fk is None or fk not in functional]
+        fkeys: list[int] = known  # type: ignore[assignment]  # pending ones filled below
+        touch = structural.move_to_end
+        for i in hits:
+            touch(skeys[i])
+        self.stats.structural_hits += len(hits)
         reason: dict[int, str] = {}  # index -> why it is evaluated
         followers: list[int] = []  # same function as an earlier program of this batch
-        new_functions: set[int] = set()
-        for i in pending:
-            fk = fkeys[i]
-            if fk in self._functional:
-                self.stats.functional_hits += 1
-                hits.append(i)
-                self._remember_structure(skeys[i], fk)
-            elif fk in new_functions:
-                followers.append(i)
-            else:
-                new_functions.add(fk)
-                reason[i] = "new"
+        if pending:
+            prints = self.fingerprints(batch.take(pending), scorer.n_jobs)
+            new_functions: set[int] = set()
+            n_structural = len(hits)
+            for i, fk in zip(pending, prints, strict=True):
+                fkeys[i] = fk
+                if fk in functional:
+                    hits.append(i)
+                    self._remember_structure(skeys[i], fk)
+                elif fk in new_functions:
+                    followers.append(i)
+                else:
+                    new_functions.add(fk)
+                    reason[i] = "new"
+            self.stats.functional_hits += len(hits) - n_structural
+        entries = [functional[fkeys[i]] for i in hits]
+        touch = functional.move_to_end
         for i in hits:
-            entry = self._functional[fkeys[i]]
-            self._functional.move_to_end(fkeys[i])
-            errors[i] = entry.error
-            why = self._recheck(entry)
-            if why:
-                reason[i] = why
+            touch(fkeys[i])
+        if hits:
+            errors[hits] = [e.error for e in entries]
+        if self.mode != "standard":  # standard mode never re-checks a hit
+            for i, entry in zip(hits, entries, strict=True):
+                why = self._recheck(entry)
+                if why:
+                    reason[i] = why
         order = [i for i in reason if reason[i] == "new"] + \
                 [i for i in reason if reason[i] != "new"]
         chosen = order if max_new is None else order[:max(0, max_new)]
@@ -343,11 +348,11 @@ class EquivalenceCache:
             values = scorer.evaluate_now([programs[i] for i in chosen], batch.take(chosen))
             self.stats.evaluation_seconds += time.perf_counter() - t0
             self.stats.evaluations += len(chosen)
-            for i, v in zip(chosen, values, strict=True):
-                errors[i] = self._record(reason[i], fkeys[i], float(v), errors[i])
+            for i, v in zip(chosen, values.tolist(), strict=True):
+                errors[i] = self._record(reason[i], fkeys[i], v, errors[i])
                 self._remember_structure(skeys[i], fkeys[i])
         for i in followers:
-            entry = self._functional.get(fkeys[i])
+            entry = functional.get(fkeys[i])
             if entry is not None:
                 errors[i] = entry.error
                 self.stats.batch_duplicates += 1

@@ -79,6 +79,25 @@ class Program:
         p._layout = p._hash = p._text = None
         return p
 
+    @classmethod
+    def _trusted_batch(cls, grammar: Grammar, codes: list[int], sizes: list[int],
+                       consts: list[float], n_consts: list[int]) -> list[Program]:
+        """Programs cut from flat lists: program k has the next sizes[k] codes and the
+        next n_consts[k] constants. Unvalidated, as _trusted; a batch breeder makes
+        hundreds per generation, so the loop avoids a call per program."""
+        new = cls.__new__
+        out = []
+        a = b = 0
+        for m, q in zip(sizes, n_consts, strict=True):
+            p = new(cls)
+            p.grammar, p.codes = grammar, tuple(codes[a:a + m])
+            p.consts = tuple(consts[b:b + q]) if q else ()
+            p._layout = p._hash = p._text = None
+            out.append(p)
+            a += m
+            b += q
+        return out
+
     # ------------------------------------------------------------------ shape
     @property
     def size(self) -> int:

@@ -254,3 +254,14 @@ def test_with_constants_changes_only_the_values(p, data):
     q = with_constants(p, new)
     check_program(q)
     assert q.codes == p.codes and q.consts == tuple(new)
+
+
+@FEW
+@given(st.lists(any_programs("full"), max_size=6))
+def test_trusted_batch_cuts_flat_lists_into_the_same_programs(progs):
+    grammar = hg.load_grammar("full")
+    made = Program._trusted_batch(
+        grammar, [c for p in progs for c in p.codes], [len(p.codes) for p in progs],
+        [c for p in progs for c in p.consts], [len(p.consts) for p in progs])
+    assert made == progs
+    assert all(isinstance(m.codes, tuple) and isinstance(m.consts, tuple) for m in made)

@@ -68,16 +68,17 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     n = len(ops)
     tables, types = grammar_tables(grammar)
     c = grammar.constants
-    sizes = [len(p.codes) for p in population]
-    off = np.zeros(len(population) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=off[1:])
-    coff = np.zeros(len(population) + 1, dtype=np.int64)
-    np.cumsum([len(p.consts) for p in population], out=coff[1:])
+    m = len(population)
+    sizes = np.fromiter((len(p.codes) for p in population), np.int64, m)
+    off = np.zeros(m + 1, dtype=np.int64)
+    sizes.cumsum(out=off[1:])
+    coff = np.zeros(m + 1, dtype=np.int64)
+    np.fromiter((len(p.consts) for p in population), np.int64, m).cumsum(out=coff[1:])
     codes = np.fromiter(chain.from_iterable(p.codes for p in population), dtype=np.int64,
                         count=int(off[-1]))
     consts = np.fromiter(chain.from_iterable(p.consts for p in population), dtype=np.float64,
                          count=int(coff[-1]))
-    cap = max(max_size, max(sizes, default=1))
+    cap = max(max_size, int(sizes.max()) if m else 1)
     grow_n = grow_capacity(grammar, min(mutation_depth, max_depth))
     iparams = np.array([types[grammar.variable_type],
                         types[c.type] if c.enabled else -1, n_features, max_depth, max_size,
@@ -101,14 +102,8 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     width = np.arange(out_codes.shape[1])
     codes_used = out_codes[width < out_len[:, None]].tolist()
     consts_used = out_consts[width < out_nc[:, None]].tolist()
-    trusted = Program._trusted
-    children = []
-    a = b = 0
-    for m, q in zip(out_len.tolist(), out_nc.tolist(), strict=True):
-        children.append(trusted(grammar, tuple(codes_used[a:a + m]),
-                                tuple(consts_used[b:b + q]) if q else ()))
-        a += m
-        b += q
+    children = Program._trusted_batch(grammar, codes_used, out_len.tolist(), consts_used,
+                                      out_nc.tolist())
     return children, out_op
 
 

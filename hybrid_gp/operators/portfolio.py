@@ -122,9 +122,10 @@ class Portfolio:
         children, made_by = breed_children(population, requested, first, second, uniforms,
                                            ctx.grammar, ctx.n_features, ctx.max_depth,
                                            ctx.max_size, ctx.mutation_depth)
-        names = [KERNEL_NAMES[int(k)] for k in made_by]
-        parents = [(int(i), int(j)) if name == "crossover" else (int(i),)
-                   for i, j, name in zip(first, second, names, strict=True)]
+        names = [KERNEL_NAMES[k] for k in made_by.tolist()]
+        parents = [(i, j) if name == "crossover" else (i,)
+                   for i, j, name in zip(np.asarray(first).tolist(), np.asarray(second).tolist(),
+                                         names, strict=True)]
         return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)))
 
     def set_weights(self, weights: dict[str, float]) -> None:

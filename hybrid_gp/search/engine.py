@@ -32,6 +32,7 @@ from ..problem import Problem
 from ..rng import stream
 from .archive import Archive
 from .genealogy import Genealogy
+from .heap import frozen_heap
 from .island import (
     EpochPlan,
     Island,
@@ -310,6 +311,10 @@ class Engine:
     # ------------------------------------------------------------------ the loop
     def run(self) -> str:
         """Evolve until a budget, the target or a stop request ends the run."""
+        with frozen_heap():
+            return self._run()
+
+    def _run(self) -> str:
         try:
             if self.config.llm is not None and self.llm_bridge is None:
                 self.llm_bridge = LLMBridge(self.config.llm, self)

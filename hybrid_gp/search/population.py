@@ -25,8 +25,10 @@ class Population:
 
     def take(self, idx: Sequence[int] | np.ndarray) -> Population:
         idx = np.asarray(idx, dtype=np.int64)
-        return Population([self.programs[i] for i in idx], self.errors[idx],
-                          self.complexity[idx], [self.keys[i] for i in idx], self.ids[idx])
+        at = idx.tolist()  # Python ints index lists twice as fast as numpy scalars
+        programs, keys = self.programs, self.keys
+        return Population([programs[i] for i in at], self.errors[idx],
+                          self.complexity[idx], [keys[i] for i in at], self.ids[idx])
 
     def __add__(self, other: Population) -> Population:
         return Population(self.programs + other.programs,
