@@ -108,8 +108,8 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
     when they fit, which rules out false merges on the training data; rows holding an
     exact zero always, since protected operators switch branches there; when rows are
     sampled, also the rows holding each input's smallest and largest value, since
-    some programs part only near an edge) and the rest drawn uniformly from the
-    problem's input domain. Seeded, so fixed for a run. A problem with a small finite
+    some programs part only near an edge, and rows holding an exact 1 or -1, where log
+    is zero) and the rest drawn uniformly from the problem's input domain. Seeded, so fixed for a run. A problem with a small finite
     input set (Boolean cases) is probed on all of it."""
     if size < 1:
         raise ConfigError(f"probe size must be >= 1, got {size}")
@@ -132,6 +132,11 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
         # probe reaching 9.65 gave them one key (docs/hashing.md).
         edges = np.concatenate([X.argmin(axis=0), X.argmax(axis=0)])
         first = np.concatenate([first, np.setdiff1d(edges, first)])
+        # Then rows with an exact +-1, where log is 0 and a division by it switches to
+        # its protected value: 0.02 and 0.02 + (x0 - x0) / log(x0) differ only at
+        # x0 = 1, and a Keijzer-4 probe without that row merged them (docs/hashing.md).
+        ones = np.flatnonzero(np.any(np.abs(X) == 1.0, axis=1))
+        first = np.concatenate([first, np.setdiff1d(ones, first)])
     first = first[:n_train]
     others = np.setdiff1d(np.arange(len(X)), first)
     picked = np.concatenate([first, rng.choice(others, size=n_train - len(first),

@@ -320,6 +320,27 @@ def test_programs_that_part_only_near_the_domain_edge_get_different_keys():
         assert hg.functional_hash(a, probe) != hg.functional_hash(b, probe), seed
 
 
+def test_a_sampled_probe_holds_the_rows_with_an_exact_one(rng):
+    X = rng.uniform(-3, 3, size=(500, 2))
+    X[[7, 300], 0], X[123, 1] = 1.0, -1.0
+    probe = make_probe(Problem.from_data(X, X[:, 0]), 64, seed=0)
+    rows = {tuple(r) for r in probe.tolist()}
+    assert all(tuple(X[i]) in rows for i in (7, 123, 300))
+
+
+def test_programs_that_part_only_where_log_is_zero_get_different_keys():
+    """Keijzer-4 (x0 = 0, 0.05, ..., 10): (x0 - x0) / log(x0) * sin(x0) is 0 except at
+    x0 = 1, where log(x0) = 0 and the protected division gives 1 (at x0 = 0 it gives 1
+    too, but sin(0) = 0). Probes without the x0 = 1 row gave such programs the key of
+    the constant, and the audit counted 5 false merges at the defaults."""
+    prob = hg.get_problem("keijzer-4")
+    a = hg.Program.parse("0.02", grammar=prob.grammar)
+    b = hg.Program.parse("0.02 + (x0 - x0) / log(x0) * sin(x0)", grammar=prob.grammar)
+    for seed in range(10):
+        probe = make_probe(prob, 64, seed=seed)
+        assert hg.functional_hash(a, probe) != hg.functional_hash(b, probe), seed
+
+
 @pytest.mark.parametrize("name, n_inputs", [("parity-3", 3), ("mux-6", 6)])
 def test_a_boolean_problem_is_probed_on_its_whole_truth_table(name, n_inputs):
     prob = hg.get_problem(name)
