@@ -109,8 +109,9 @@ def make_probe(problem: Problem, size: int = 64, seed: int = 0,
     exact zero always, since protected operators switch branches there; when rows are
     sampled, also the rows holding each input's smallest and largest value, since
     some programs part only near an edge, and rows holding an exact 1 or -1, where log
-    is zero) and the rest drawn uniformly from the problem's input domain. Seeded, so fixed for a run. A problem with a small finite
-    input set (Boolean cases) is probed on all of it."""
+    is zero) and the rest drawn uniformly from the problem's input domain. Seeded, so
+    fixed for a run. A problem with a small finite input set (Boolean cases) is probed
+    on all of it."""
     if size < 1:
         raise ConfigError(f"probe size must be >= 1, got {size}")
     from .rng import stream
