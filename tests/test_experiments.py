@@ -120,6 +120,8 @@ def test_ufh_smoke_writes_the_report_tables_and_plots(tmp_path):
                    "| problem | mantissa bits | probe rows |"):
         assert header in text
     assert "| `nguyen-5` | 10000 | nsga2 |" in text
+    assert "skipped (standard Nguyen run): plain GP, 5 generations" in text
+    assert text.count("| problem | runs | lookups | evaluations | hits |") == 2
     for png in ("ufh_skipped.png", "ufh_speed.png", "ufh_collisions.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -128,7 +130,8 @@ def test_an_interrupted_ufh_experiment_resumes_with_only_the_runs_it_lacks(tmp_p
                                                                            monkeypatch):
     """Ctrl-C (a KeyboardInterrupt from the fourth timed run) keeps the finished runs;
     --resume reuses them, each part-2 group of arms whole, and runs the rest."""
-    tiny = dict(skip_problems=("nguyen-1",), skip_max_evaluations=300, rows=(20,),
+    tiny = dict(skip_problems=("nguyen-1",), skip_max_evaluations=300, plain_problems=(),
+                rows=(20,),
                 row_generations=2, row_population=20, row_seeds=1,
                 sweep_problems=("nguyen-2",), sweep_bits=(24,), sweep_probes=(16,),
                 sweep_generations=2, sweep_population=20, sweep_seeds=2)
@@ -163,6 +166,20 @@ def test_ufh_counts_add_up_to_the_lookups():
     assert r["hits"] == r["structural_hits"] + r["functional_hits"] + r["batch_duplicates"]
     assert r["skipped"] == pytest.approx(r["hits"] / (r["hits"] + r["evaluations"]))
     assert 0 < r["skipped"] < 1
+
+
+def test_ufh_plain_gp_runs_its_generations_with_tournament_and_no_restarts(monkeypatch):
+    s = replace(ufh.scale_settings("smoke"), plain_problems=("nguyen-5",),
+                plain_generations=3)
+    configs = []
+    timed = ufh._timed
+    monkeypatch.setattr(ufh, "_timed", lambda c, p: (configs.append(c), timed(c, p))[1])
+    (r,) = ufh.skipped_runs(s, [0], quiet=True, plain=True)
+    (config,) = configs
+    assert config.search.selection == "tournament"
+    assert config.search.restart_after == 0 and config.search.semantic_share == 0.0
+    assert config.search.generations == 3
+    assert r["lookups"] == r["hits"] + r["evaluations"] > 0
 
 
 def test_nguyen_tiny_budget_judges_every_method_and_writes_the_table(tmp_path):
