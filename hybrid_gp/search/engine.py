@@ -32,7 +32,7 @@ from ..problem import Problem
 from ..rng import stream
 from .archive import Archive
 from .genealogy import Genealogy
-from .heap import frozen_heap
+from .heap import lighter_collection
 from .island import (
     EpochPlan,
     Island,
@@ -311,7 +311,7 @@ class Engine:
     # ------------------------------------------------------------------ the loop
     def run(self) -> str:
         """Evolve until a budget, the target or a stop request ends the run."""
-        with frozen_heap():
+        with lighter_collection():
             return self._run()
 
     def _run(self) -> str:
