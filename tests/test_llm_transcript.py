@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from llm_server import KEY_ENV, ScriptedServer, exprs, llm_config
@@ -15,6 +16,7 @@ from hybrid_gp.llm.transcript import (
     FORMAT,
     Occurrences,
     Transcript,
+    entry_digest,
     exchange,
     request_key,
 )
@@ -71,6 +73,42 @@ def test_written_entries_read_back(tmp_path):
     back = Transcript(path, read=True, write=False)
     assert back.lookup("k", 1)["reply"]["text"] == "EXPR: x1"
     assert back.lookup("k", 2) is None
+
+
+def recorded_lines(tmp_path) -> tuple[Path, list[dict]]:
+    path = tmp_path / "t.jsonl"
+    t = Transcript(path, read=False, write=True, fresh=True)
+    t.append(entry("k", 0))
+    t.append(entry("k", 1, text="EXPR: x1"))
+    t.close()
+    return path, [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_every_recorded_exchange_carries_the_digest_of_its_content(tmp_path):
+    _, lines = recorded_lines(tmp_path)
+    assert "digest" not in lines[0]  # the header
+    for line in lines[1:]:
+        assert line["digest"] == entry_digest(line) and len(line["digest"]) == 64
+    assert lines[1]["digest"] != lines[2]["digest"]
+
+
+def test_a_reply_edited_after_recording_is_refused_with_its_line(tmp_path):
+    path, lines = recorded_lines(tmp_path)
+    lines[2]["reply"]["text"] = "EXPR: x0 * x1"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    with pytest.raises(TranscriptError, match="changed after it was recorded") as info:
+        Transcript(path, read=True, write=False)
+    assert f"{path}:3" in str(info.value) and "delete the entry's" in str(info.value)
+
+
+def test_an_edit_without_its_digest_is_replayed_on_purpose(tmp_path):
+    path, lines = recorded_lines(tmp_path)
+    lines[2]["reply"]["text"] = "EXPR: x0 * x1"
+    del lines[2]["digest"]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    back = Transcript(path, read=True, write=False)
+    assert back.lookup("k", 1)["reply"]["text"] == "EXPR: x0 * x1"
+    assert back.lookup("k", 0)["reply"]["text"] == lines[1]["reply"]["text"]
 
 
 def test_a_last_line_cut_short_by_a_kill_is_dropped_and_appending_goes_on(tmp_path):

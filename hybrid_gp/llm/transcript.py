@@ -7,7 +7,9 @@ Each entry also stores the generation at which the reply joined the run (`joined
 replay feeds every reply back at the same point and repeats the run bit for bit.
 
 The first line is a header naming the format. Nothing secret is written: no API key,
-no headers, no base URL.
+no headers, no base URL. Each exchange carries the sha256 `digest` of its own content,
+so a reply edited after recording is refused when the file is read instead of replaying
+a different run (an entry without a digest, as older files have, is taken as it is).
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ class Transcript:
             missing = [k for k in _REQUIRED if k not in entry]
             if missing:
                 raise TranscriptError(f"llm.transcript: {where}: entry lacks {missing[0]!r}")
+            if "digest" in entry and entry["digest"] != entry_digest(entry):
+                raise TranscriptError(
+                    f"llm.transcript: {where}: the entry was changed after it was recorded "
+                    f"(its digest does not match its content), so replaying it would not "
+                    f"repeat the recorded run; record again, or delete the entry's "
+                    f"\"digest\" field to replay the edited entry on purpose")
             _check_values(entry, where)
             self.entries[(entry["key"], int(entry["occurrence"]))] = entry
 
@@ -142,7 +150,8 @@ class Transcript:
     def append(self, entry: dict[str, Any]) -> None:
         """Write one exchange (see `exchange`)."""
         self.entries[(entry["key"], int(entry["occurrence"]))] = entry
-        self._write({"type": "exchange", **entry})
+        line = {"type": "exchange", **entry}
+        self._write({**line, "digest": entry_digest(line)})
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self._out is None:
@@ -154,6 +163,14 @@ class Transcript:
         if self._out is not None:
             self._out.close()
             self._out = None
+
+
+def entry_digest(entry: dict[str, Any]) -> str:
+    """sha256 (hex) of an exchange's canonical JSON, its own "digest" field left out."""
+    body = {k: v for k, v in entry.items() if k != "digest"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _parses(line: str) -> bool:
