@@ -13,8 +13,8 @@ changes two things for the run and puts them back afterwards:
 
 What the run allocates is still collected. On a 20-row Nguyen-7 run (3.2 s) the
 collector's time went from 0.20 s to 0.05 s; a threshold of 10,000 took 0.10 s (its
-rarer middle-generation collections each scanned more survivors). Nested or concurrent runs share one
-change: the outermost block makes and undoes it.
+rarer middle-generation collections each scanned more survivors). Nested or
+concurrent runs share one change: the outermost block makes and undoes it.
 """
 
 from __future__ import annotations
