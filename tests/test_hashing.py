@@ -308,18 +308,6 @@ def test_a_sampled_probe_holds_each_inputs_extreme_rows(rng, seed):
         assert tuple(X[X[:, k].argmin()]) in rows and tuple(X[X[:, k].argmax()]) in rows
 
 
-def test_programs_that_part_only_near_the_domain_edge_get_different_keys():
-    """Keijzer-4 (x0 in [0, 10]): sin(sqrt(x0)) and abs(sin(sqrt(x0))) differ only for
-    x0 > 9.87. A probe whose sampled rows stopped at 9.65 gave them one key, and the
-    audit counted the merges as false (their training errors differ)."""
-    prob = hg.get_problem("keijzer-4")
-    a = hg.Program.parse("sin(sqrt(x0))", grammar=prob.grammar)
-    b = hg.Program.parse("abs(sin(sqrt(x0)))", grammar=prob.grammar)
-    for seed in range(10):
-        probe = make_probe(prob, 64, seed=seed)
-        assert hg.functional_hash(a, probe) != hg.functional_hash(b, probe), seed
-
-
 def test_a_sampled_probe_holds_the_rows_with_an_exact_one(rng):
     X = rng.uniform(-3, 3, size=(500, 2))
     X[[7, 300], 0], X[123, 1] = 1.0, -1.0
@@ -328,14 +316,22 @@ def test_a_sampled_probe_holds_the_rows_with_an_exact_one(rng):
     assert all(tuple(X[i]) in rows for i in (7, 123, 300))
 
 
-def test_programs_that_part_only_where_log_is_zero_get_different_keys():
-    """Keijzer-4 (x0 = 0, 0.05, ..., 10): (x0 - x0) / log(x0) * sin(x0) is 0 except at
-    x0 = 1, where log(x0) = 0 and the protected division gives 1 (at x0 = 0 it gives 1
-    too, but sin(0) = 0). Probes without the x0 = 1 row gave such programs the key of
-    the constant, and the audit counted 5 false merges at the defaults."""
+# Pairs that Keijzer-4's sampled probes once gave one key, and the audit counted as
+# false merges (their training errors differ); each probe now holds the rows that part
+# them. Keijzer-4 trains on x0 = 0, 0.05, ..., 10.
+PARTED_ONLY_AT = {
+    # sin(sqrt(x0)) < 0 only for x0 > 9.87: a probe whose sampled rows stopped at 9.65.
+    "the domain edge": ("sin(sqrt(x0))", "abs(sin(sqrt(x0)))"),
+    # log(x0) = 0 at x0 = 1, where the protected division gives 1 (at x0 = 0 too, but
+    # sin(0) = 0): probes without the x0 = 1 row, 5 false merges at the defaults.
+    "x0 = 1": ("0.02", "0.02 + (x0 - x0) / log(x0) * sin(x0)"),
+}
+
+
+@pytest.mark.parametrize("where", PARTED_ONLY_AT)
+def test_programs_that_part_only_at_special_rows_get_different_keys(where):
     prob = hg.get_problem("keijzer-4")
-    a = hg.Program.parse("0.02", grammar=prob.grammar)
-    b = hg.Program.parse("0.02 + (x0 - x0) / log(x0) * sin(x0)", grammar=prob.grammar)
+    a, b = (hg.Program.parse(t, grammar=prob.grammar) for t in PARTED_ONLY_AT[where])
     for seed in range(10):
         probe = make_probe(prob, 64, seed=seed)
         assert hg.functional_hash(a, probe) != hg.functional_hash(b, probe), seed
