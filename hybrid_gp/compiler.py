@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import chain
 
 import numpy as np
@@ -32,6 +33,14 @@ class CompiledBatch:
     @property
     def n_programs(self) -> int:
         return len(self.code_offsets) - 1
+
+    @cached_property
+    def kernel_ext(self) -> bool | None:
+        """The interpreter kernels' `ext` argument: None when every opcode is at most
+        oc.POW (arithmetic, exp, log, sin, cos, tanh, pow), True when the batch uses
+        MIN, MAX, CUBE, INV, IF or a Boolean operation. With None the kernels are
+        compiled without the code of those (kernels/interpreter.py, eval_block)."""
+        return True if len(self.codes) and int(self.codes.max()) > oc.POW else None
 
     def take(self, idx: Sequence[int] | np.ndarray) -> CompiledBatch:
         """The programs at `idx`, in that order, without compiling them again. The

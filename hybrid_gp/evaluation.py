@@ -148,9 +148,10 @@ def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1,
     block = block_rows(XT.shape[1])
     if _use_threads(batch, XT.shape[1], n_jobs):
         numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-        kern.eval_batch_parallel(arrays, XT, out, block, batch.depth, n_jobs)
+        kern.eval_batch_parallel(arrays, XT, out, block, batch.depth, batch.kernel_ext,
+                                 n_jobs)
     else:
-        kern.eval_batch_serial(arrays, XT, out, block, batch.depth)
+        kern.eval_batch_serial(arrays, XT, out, block, batch.depth, batch.kernel_ext)
     return out
 
 
@@ -171,9 +172,10 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
     block = block_rows(XT.shape[1])
     if _use_threads(batch, XT.shape[1], n_jobs):
         numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-        kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth, n_jobs)
+        kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth, batch.kernel_ext,
+                                n_jobs)
     else:
-        kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth)
+        kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth, batch.kernel_ext)
     return out
 
 

@@ -84,9 +84,10 @@ def fit_scaling(programs: Sequence[Program] | CompiledBatch, XT: np.ndarray,
     n_jobs = resolve_jobs(n_jobs)  # never more threads than numba was started with
     if n_jobs > 1 and batch.n_programs > 1:
         numba.set_num_threads(n_jobs)
-        ks.scale_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+        ks.scale_batch_parallel(arrays, XT, y, out, BLOCK_ROWS, batch.depth,
+                                batch.kernel_ext)
     else:
-        ks.scale_batch_serial(arrays, XT, y, out, BLOCK_ROWS, batch.depth)
+        ks.scale_batch_serial(arrays, XT, y, out, BLOCK_ROWS, batch.depth, batch.kernel_ext)
     return out[:, 0], out[:, 1], out[:, 2]
 
 

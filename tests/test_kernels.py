@@ -150,6 +150,24 @@ def test_kernel_matches_twin_on_every_opcode(rng):
     _check_against_twin(batch, as_features(X, np.dtype(np.float64)), rng)
 
 
+def test_kernel_ext_marks_the_batches_that_use_opcodes_beyond_pow(full, rng):
+    """Only batches with MIN ... LT get the kernels' extended code (ext=True); a
+    subset without them is evaluated by the kernels compiled without it."""
+    assert compile_batch(hg.random_programs(full, 200, 2, seed=rng)).kernel_ext is None
+    batch = _random_codes(rng, 200, 3, max_depth=4)
+    assert batch.kernel_ext is True
+    codes = [batch.codes[batch.code_offsets[p]:batch.code_offsets[p + 1]]
+             for p in range(batch.n_programs)]
+    basic = [p for p, c in enumerate(codes) if c.max() <= oc.POW]
+    extended = [p for p, c in enumerate(codes) if c.max() > oc.POW]
+    assert basic and extended
+    assert batch.take(basic).kernel_ext is None and batch.take(extended).kernel_ext
+    XT = as_features(_with_specials(rng.uniform(-3, 3, size=(40, 3)), rng),
+                     np.dtype(np.float64))
+    for part in (basic, extended, basic[:5] + extended[:5]):
+        _check_against_twin(batch.take(part), XT, rng)
+
+
 @pytest.mark.parametrize("n_rows", [1, 7, BLOCK_ROWS - 1, BLOCK_ROWS, 2 * BLOCK_ROWS + 3])
 def test_block_edges_give_the_same_outputs(full, rng, n_rows):
     programs = hg.random_programs(full, 60, 2, seed=rng, min_depth=2, max_depth=5)
@@ -172,17 +190,18 @@ def test_run_block_leaves_the_result_in_stack_row_zero(full, rng):
         b = compile_batch([hg.Program.parse(text, grammar=full)])
         codes, _, consts, _, arity = b.arrays(np.float64)
         stack = np.full((b.depth, 8), np.nan)
-        ki.run_block(codes, 0, len(codes), consts, len(consts), arity, XT, 2, 6, stack)
+        ki.run_block(codes, 0, len(codes), consts, len(consts), arity, XT, 2, 6, stack,
+                     b.kernel_ext)
         np.testing.assert_array_equal(stack[0, :6], expect)
 
 
 def test_run_block_folds_a_constant_subtree_without_rows(full):
-    """As kernels/structural.py calls it: no features, one row."""
+    """No features, one row."""
     b = compile_batch([hg.Program.parse("exp(1.5) * 2.0", grammar=full)])
     codes, _, consts, _, arity = b.arrays(np.float64)
     stack = np.empty((b.depth + 1, 1))
     ki.run_block(codes, 0, len(codes), consts, len(consts), arity, np.empty((0, 1)), 0, 1,
-                 stack)
+                 stack, b.kernel_ext)
     assert stack[0, 0] == pytest.approx(np.exp(1.5) * 2.0, rel=1e-15)
 
 

@@ -82,8 +82,8 @@ def batch_stack_depth(codes: np.ndarray, code_off: np.ndarray, arity: np.ndarray
 
 
 @njit(**_INLINE)
-def _unary(op, y, nb, where, value):
-    """y = op(y) on y[:nb] (where, value: scratch for vecmath)."""
+def _unary(op, y, nb, where, value, ext):
+    """y = op(y) on y[:nb] (where, value: scratch for vecmath); ext: see eval_block."""
     if op == NEG:
         for r in range(nb):
             y[r] = -y[r]
@@ -93,26 +93,34 @@ def _unary(op, y, nb, where, value):
     elif op == SQUARE:
         for r in range(nb):
             y[r] = y[r] * y[r]
-    elif op == CUBE:
+    elif op == SQRT:
+        for r in range(nb):
+            y[r] = np.sqrt(abs(y[r]))
+    elif op in (EXP, LOG, SIN, COS, TANH):
+        math_block(op, y, nb, where, value)
+    elif ext is not None:
+        _unary_extended(op, y, nb)
+
+
+@njit(**_HOT)
+def _unary_extended(op, y, nb):
+    """CUBE, INV and NOT (compiled only for batches that use them)."""
+    if op == CUBE:
         for r in range(nb):
             y[r] = y[r] * y[r] * y[r]
     elif op == INV:
         for r in range(nb):
             v = y[r]
             y[r] = 1.0 if abs(v) <= EPS else 1.0 / v
-    elif op == SQRT:
-        for r in range(nb):
-            y[r] = np.sqrt(abs(y[r]))
-    elif op in (EXP, LOG, SIN, COS, TANH):
-        math_block(op, y, nb, where, value)
     elif op == NOT:
         for r in range(nb):
             y[r] = 0.0 if y[r] != 0 else 1.0
 
 
 @njit(**_INLINE)
-def _binary(op, a, ao, y, nb, where, value):
-    """y[r] = op(a[ao + r], y[r]) for r < nb: the result replaces the second argument.
+def _binary(op, a, ao, y, nb, where, value, ext):
+    """y[r] = op(a[ao + r], y[r]) for r < nb: the result replaces the second argument
+    (ext: see eval_block).
 
     The first argument is sliced to x = a[ao:ao + nb] before the loops: indexing
     a[ao + r] in them kept LLVM from vectorising them (0.4 against 0.1 ns per element)."""
@@ -132,7 +140,15 @@ def _binary(op, a, ao, y, nb, where, value):
             y[r] = 1.0 if abs(d) <= EPS else x[r] / d
     elif op == POW:
         pow_block(a, ao, y, nb, where, value)  # slices a itself
-    elif op == MIN:
+    elif ext is not None:
+        _binary_extended(op, x, y, nb)
+
+
+@njit(**_HOT)
+def _binary_extended(op, x, y, nb):
+    """MIN, MAX, the Boolean operations and comparisons on x and y[:nb] (compiled
+    only for batches that use them)."""
+    if op == MIN:
         for r in range(nb):
             u, v = x[r], y[r]
             y[r] = u if (u < v or u != u) else v
@@ -181,8 +197,14 @@ def _copy(x, xo, y, nb):
 
 # ------------------------------------------------------------------ one block
 @njit(**_HOT)
-def eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws):
+def eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws, ext):
     """Evaluate codes[start:end] on rows r0..r0+nb with the workspace ws.
+
+    ext is None when the codes use only the arithmetic and transcendental opcodes
+    (up to oc.POW), True otherwise (CompiledBatch.kernel_ext). Numba drops the branches
+    under `ext is not None` when compiling for a None argument, so the code of MIN,
+    MAX, CUBE, INV, IF and the Boolean operations is compiled only for batches that use
+    them: a first call of a regression batch compiles 1.7 s less (docs/kernels.md).
 
     ws = (stack, lazy, where, value, diff) as made by `workspace`. Returns k >= 0 when
     the program is the lone variable xk (its values are XT[k, r0:r0+nb], nothing was
@@ -211,13 +233,13 @@ def eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws):
                 _copy(XT[lazy[last]], r0, stack[last], nb)
                 lazy[last] = -1
             if n_args == 1:
-                _unary(c, stack[last], nb, where, value)
+                _unary(c, stack[last], nb, where, value, ext)
             else:
                 a = sp - 1
                 first, fo = (stack[a], 0) if lazy[a] < 0 else (XT[lazy[a]], r0)
                 if n_args == 2:
-                    _binary(c, first, fo, stack[last], nb, where, value)
-                else:  # IF, the only ternary: if(cond, yes, no)
+                    _binary(c, first, fo, stack[last], nb, where, value, ext)
+                elif ext is not None:  # IF, the only ternary: if(cond, yes, no)
                     b = sp - 2
                     yes, yo = (stack[b], 0) if lazy[b] < 0 else (XT[lazy[b]], r0)
                     _select(first, fo, yes, yo, stack[last], nb)
@@ -235,19 +257,19 @@ def workspace(depth, block, dtype):
 
 
 @njit(**_JIT)
-def run_block(codes, start, end, consts, const_end, arity, XT, r0, nb, stack):
+def run_block(codes, start, end, consts, const_end, arity, XT, r0, nb, stack, ext):
     """Evaluate codes[start:end] on rows r0..r0+nb; the result is left in stack[0]."""
     width = stack.shape[1]
     ws = (stack, np.empty(stack.shape[0], dtype=np.int64), np.empty(width, dtype=np.int64),
           np.empty(width, dtype=np.float64), np.empty(0, dtype=np.float64))
-    k = eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws)
+    k = eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws, ext)
     if k >= 0:
         _copy(XT[k], r0, stack[0], nb)
 
 
 # ------------------------------------------------------------ rows of a program
 @njit(**_INLINE)
-def _eval_rows(p, batch, XT, out, row0, row1, block, ws):
+def _eval_rows(p, batch, XT, out, row0, row1, block, ws, ext):
     """out[p, row0:row1] = program p on those rows, block by block."""
     codes, code_off, consts, const_off, arity = batch
     stack = ws[0]
@@ -255,7 +277,7 @@ def _eval_rows(p, batch, XT, out, row0, row1, block, ws):
     for r0 in range(row0, row1, block):
         nb = min(block, row1 - r0)
         k = eval_block(codes, code_off[p], code_off[p + 1], consts, const_off[p + 1],
-                       arity, XT, r0, nb, ws)
+                       arity, XT, r0, nb, ws, ext)
         src = stack[0][:nb] if k < 0 else XT[k][r0:r0 + nb]
         part = dest[r0:r0 + nb]
         for r in range(nb):
@@ -286,7 +308,7 @@ def _block_sse(src, so, y, r0, nb, diff):
 
 
 @njit(**_INLINE)
-def _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block, b0):
+def _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block, b0, ext):
     """Sum of squared errors of program p on rows row0:row1 (inf once not finite).
 
     Block sums are added in block order; with per_block given (non-empty) they are
@@ -299,7 +321,7 @@ def _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block, b0):
     for r0 in range(row0, row1, block):
         nb = min(block, row1 - r0)
         k = eval_block(codes, code_off[p], code_off[p + 1], consts, const_off[p + 1],
-                       arity, XT, r0, nb, ws)
+                       arity, XT, r0, nb, ws, ext)
         src, so = (stack[0], 0) if k < 0 else (XT[k], r0)
         part = _block_sse(src, so, y, r0, nb, ws[4])
         if not np.isfinite(part):
@@ -358,16 +380,16 @@ def _part_rows(part, parts, n_rows, block):
 
 
 @njit(**_JIT)
-def eval_batch_serial(batch, XT, out, block, depth):
+def eval_batch_serial(batch, XT, out, block, depth, ext):
     """out[p] = program p on every column of XT (feature-major), p < out.shape[0]."""
     ws = workspace(depth, block, XT.dtype)
     n_rows = XT.shape[1]
     for p in range(out.shape[0]):
-        _eval_rows(p, batch, XT, out, 0, n_rows, block, ws)
+        _eval_rows(p, batch, XT, out, 0, n_rows, block, ws, ext)
 
 
 @njit(**_JIT)
-def _eval_task(batch, XT, out, block, depth, counter, parts, chunk):
+def _eval_task(batch, XT, out, block, depth, ext, counter, parts, chunk):
     """One thread's share: take chunks of work items until none are left."""
     ws = workspace(depth, block, XT.dtype)
     n_rows = XT.shape[1]
@@ -377,32 +399,32 @@ def _eval_task(batch, XT, out, block, depth, counter, parts, chunk):
         for i in range(i0, min(i0 + chunk, n_items)):
             p, part = i // parts, i % parts
             row0, row1, _ = _part_rows(part, parts, n_rows, block)
-            _eval_rows(p, batch, XT, out, row0, row1, block, ws)
+            _eval_rows(p, batch, XT, out, row0, row1, block, ws, ext)
         i0 = _fetch_add(counter, chunk)
 
 
 @njit(parallel=True, **_JIT)
-def eval_batch_parallel(batch, XT, out, block, depth, workers=8):
+def eval_batch_parallel(batch, XT, out, block, depth, ext, workers=8):
     """As eval_batch_serial, with the work shared among threads."""
     parts, chunk = _plan(out.shape[0], XT.shape[1], block, workers)
     counter = np.zeros(1, dtype=np.int64)
     for _ in prange(workers):
-        _eval_task(batch, XT, out, block, depth, counter, parts, chunk)
+        _eval_task(batch, XT, out, block, depth, ext, counter, parts, chunk)
 
 
 @njit(**_JIT)
-def mse_batch_serial(batch, XT, y, out, block, depth):
+def mse_batch_serial(batch, XT, y, out, block, depth, ext):
     """out[p] = mean squared error of program p against y (float64); inf if any output
     is not finite."""
     ws = workspace(depth, block, XT.dtype)
     none = np.empty(0, dtype=np.float64)
     n_rows = XT.shape[1]
     for p in range(out.shape[0]):
-        out[p] = _sse_rows(p, batch, XT, y, 0, n_rows, block, ws, none, 0) / n_rows
+        out[p] = _sse_rows(p, batch, XT, y, 0, n_rows, block, ws, none, 0, ext) / n_rows
 
 
 @njit(**_JIT)
-def _mse_task(batch, XT, y, out, block, depth, counter, parts, chunk, per_block):
+def _mse_task(batch, XT, y, out, block, depth, ext, counter, parts, chunk, per_block):
     """One thread's share: take chunks of work items until none are left."""
     ws = workspace(depth, block, XT.dtype)
     none = np.empty(0, dtype=np.float64)
@@ -414,14 +436,15 @@ def _mse_task(batch, XT, y, out, block, depth, counter, parts, chunk, per_block)
             p, part = i // parts, i % parts
             row0, row1, b0 = _part_rows(part, parts, n_rows, block)
             if parts == 1:
-                out[p] = _sse_rows(p, batch, XT, y, row0, row1, block, ws, none, 0) / n_rows
+                out[p] = _sse_rows(p, batch, XT, y, row0, row1, block, ws, none, 0,
+                                   ext) / n_rows
             else:
-                _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block[p], b0)
+                _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block[p], b0, ext)
         i0 = _fetch_add(counter, chunk)
 
 
 @njit(parallel=True, **_JIT)
-def mse_batch_parallel(batch, XT, y, out, block, depth, workers=8):
+def mse_batch_parallel(batch, XT, y, out, block, depth, ext, workers=8):
     """As mse_batch_serial, with the work shared among threads; the same result."""
     n_rows = XT.shape[1]
     parts, chunk = _plan(out.shape[0], n_rows, block, workers)
@@ -431,7 +454,7 @@ def mse_batch_parallel(batch, XT, y, out, block, depth, workers=8):
     per_block = np.zeros((out.shape[0] if parts > 1 else 0, n_blocks), dtype=np.float64)
     counter = np.zeros(1, dtype=np.int64)
     for _ in prange(workers):
-        _mse_task(batch, XT, y, out, block, depth, counter, parts, chunk, per_block)
+        _mse_task(batch, XT, y, out, block, depth, ext, counter, parts, chunk, per_block)
     if parts > 1:
         for p in range(out.shape[0]):
             sse = 0.0

@@ -26,7 +26,7 @@ EXACT_BELOW = 1e-6
 
 
 @njit(**_JIT)
-def _scale_program(p, batch, XT, y, out, block, depth):
+def _scale_program(p, batch, XT, y, out, block, depth, ext):
     codes, code_off, consts, const_off, arity = batch
     start, end, c_end = code_off[p], code_off[p + 1], const_off[p + 1]
     stack = np.empty((depth, block), dtype=XT.dtype)
@@ -36,7 +36,7 @@ def _scale_program(p, batch, XT, y, out, block, depth):
     kf, ky = 0.0, 0.0
     for r0 in range(0, n_rows, block):
         nb = min(block, n_rows - r0)
-        run_block(codes, start, end, consts, c_end, arity, XT, r0, nb, stack)
+        run_block(codes, start, end, consts, c_end, arity, XT, r0, nb, stack, ext)
         top = stack[0]
         if r0 == 0:  # moments are taken about the first row: f - kf keeps its digits
             kf, ky = np.float64(top[0]), y[0]
@@ -78,7 +78,7 @@ def _scale_program(p, batch, XT, y, out, block, depth):
         sse = 0.0
         for r0 in range(0, n_rows, block):
             nb = min(block, n_rows - r0)
-            run_block(codes, start, end, consts, c_end, arity, XT, r0, nb, stack)
+            run_block(codes, start, end, consts, c_end, arity, XT, r0, nb, stack, ext)
             top = stack[0]
             for r in range(nb):
                 e = (a + b * np.float64(top[r])) - y[r0 + r]
@@ -87,16 +87,16 @@ def _scale_program(p, batch, XT, y, out, block, depth):
 
 
 @njit(**_JIT)
-def scale_batch_serial(batch, XT, y, out, block, depth):
+def scale_batch_serial(batch, XT, y, out, block, depth, ext):
     """out[p] = (a, b, MSE of a + b·f_p(x) against y) for every program p of the batch."""
     for p in range(out.shape[0]):
-        _scale_program(p, batch, XT, y, out, block, depth)
+        _scale_program(p, batch, XT, y, out, block, depth, ext)
 
 
 @njit(parallel=True, **_JIT)
-def scale_batch_parallel(batch, XT, y, out, block, depth):
+def scale_batch_parallel(batch, XT, y, out, block, depth, ext):
     for p in prange(out.shape[0]):
-        _scale_program(p, batch, XT, y, out, block, depth)
+        _scale_program(p, batch, XT, y, out, block, depth, ext)
 
 
 # ---------------------------------------------------------------------- numpy twin
