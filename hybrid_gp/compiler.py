@@ -36,11 +36,12 @@ class CompiledBatch:
 
     @cached_property
     def kernel_ext(self) -> bool | None:
-        """The interpreter kernels' `ext` argument: None when every opcode is at most
-        oc.POW (arithmetic, exp, log, sin, cos, tanh, pow), True when the batch uses
-        MIN, MAX, CUBE, INV, IF or a Boolean operation. With None the kernels are
-        compiled without the code of those (kernels/interpreter.py, eval_block)."""
-        return True if len(self.codes) and int(self.codes.max()) > oc.POW else None
+        """The interpreter kernels' `ext` argument: None when every opcode is below
+        oc.EXTENDED_FROM (arithmetic, exp, log, sin, cos, tanh, pow), True when the
+        batch uses MIN, MAX, CUBE, INV, IF or a Boolean operation. With None the kernels
+        are compiled without the code of those (kernels/interpreter.py, eval_block)."""
+        extended = len(self.codes) and int(self.codes.max()) >= oc.EXTENDED_FROM
+        return True if extended else None
 
     def take(self, idx: Sequence[int] | np.ndarray) -> CompiledBatch:
         """The programs at `idx`, in that order, without compiling them again. The

@@ -201,7 +201,7 @@ def eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws, ext)
     """Evaluate codes[start:end] on rows r0..r0+nb with the workspace ws.
 
     ext is None when the codes use only the arithmetic and transcendental opcodes
-    (up to oc.POW), True otherwise (CompiledBatch.kernel_ext). Numba drops the branches
+    (below oc.EXTENDED_FROM), True otherwise (CompiledBatch.kernel_ext). Numba drops the branches
     under `ext is not None` when compiling for a None argument, so the code of MIN,
     MAX, CUBE, INV, IF and the Boolean operations is compiled only for batches that use
     them: a first call of a regression batch compiles 1.7 s less (docs/kernels.md).

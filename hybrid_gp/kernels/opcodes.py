@@ -48,6 +48,11 @@ LT = 28
 
 N_OPCODES = 29
 
+#: Opcodes from here on (MIN ... LT) are the interpreter's extended set: its kernels
+#: compile their code only for batches that use them (CompiledBatch.kernel_ext). A new
+#: operation goes below this number only if interpreter._unary/_binary handle it.
+EXTENDED_FROM = MIN
+
 #: Protected-operator threshold: |b| <= EPS makes div(a, b) return 1 and log(a) return 0.
 EPS = 1e-10
 
