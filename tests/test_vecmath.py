@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import llvmlite.binding as llvm
 import mpmath
 import numpy as np
 import pytest
+from numba import njit
 
 from hybrid_gp.kernels import vecmath as vm
 from hybrid_gp.kernels.opcodes import EPS
@@ -226,3 +228,34 @@ def test_ln2_split_and_log_table_are_exact_to_double_double():
             assert abs(logc + mpmath.log(mpmath.mpf(vm._INVC[j]))) < mpmath.mpf(2)**-100
     centre = int(np.argmin(np.abs(vm._INVC - 1.0)))
     assert vm._INVC[centre] == 1.0 and vm._LOGC_HI[centre] == 0.0
+
+
+@njit(cache=False)
+def _exp_wide(y: np.ndarray) -> None:
+    vm.wide_vectors()
+    for r in range(y.shape[0]):
+        y[r] = vm.exp1(y[r])
+
+
+@njit(cache=False)
+def _exp_default_width(y: np.ndarray) -> None:
+    for r in range(y.shape[0]):
+        y[r] = vm.exp1(y[r])
+
+
+def test_wide_vectors_sets_the_width_attribute_and_widens_the_loop_on_avx512():
+    y = np.zeros(8)
+    _exp_wide(y)
+    sig = _exp_wide.signatures[0]
+    assert f'"prefer-vector-width"="{vm.VECTOR_BITS}"' in _exp_wide.inspect_llvm(sig)
+    if llvm.get_host_cpu_features().get("avx512f", False):
+        assert "zmm" in _exp_wide.inspect_asm(sig)
+
+
+def test_vector_width_does_not_change_results(rng):
+    # 1003 elements: full vectors of either width plus a scalar remainder.
+    x = np.concatenate([rng.uniform(-750.0, 750.0, 1003 - len(SPECIALS)), SPECIALS])
+    wide, narrow = x.copy(), x.copy()
+    _exp_wide(wide)
+    _exp_default_width(narrow)
+    assert np.array_equal(wide.view(np.int64), narrow.view(np.int64))

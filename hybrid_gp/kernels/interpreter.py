@@ -28,7 +28,7 @@ from numba import njit, prange, types
 from numba.core.extending import intrinsic
 
 from . import opcodes as oc
-from .vecmath import math_block, pow_block
+from .vecmath import math_block, pow_block, wide_vectors
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _INLINE = dict(_JIT, inline="always")
@@ -84,6 +84,7 @@ def batch_stack_depth(codes: np.ndarray, code_off: np.ndarray, arity: np.ndarray
 @njit(**_INLINE)
 def _unary(op, y, nb, where, value, ext):
     """y = op(y) on y[:nb] (where, value: scratch for vecmath); ext: see eval_block."""
+    wide_vectors()
     if op == NEG:
         for r in range(nb):
             y[r] = -y[r]
@@ -105,6 +106,7 @@ def _unary(op, y, nb, where, value, ext):
 @njit(**_HOT)
 def _unary_extended(op, y, nb):
     """CUBE, INV and NOT (compiled only for batches that use them)."""
+    wide_vectors()
     if op == CUBE:
         for r in range(nb):
             y[r] = y[r] * y[r] * y[r]
@@ -124,6 +126,7 @@ def _binary(op, a, ao, y, nb, where, value, ext):
 
     The first argument is sliced to x = a[ao:ao + nb] before the loops: indexing
     a[ao + r] in them kept LLVM from vectorising them (0.4 against 0.1 ns per element)."""
+    wide_vectors()
     x = a[ao:ao + nb]
     if op == ADD:
         for r in range(nb):
@@ -148,6 +151,7 @@ def _binary(op, a, ao, y, nb, where, value, ext):
 def _binary_extended(op, x, y, nb):
     """MIN, MAX, the Boolean operations and comparisons on x and y[:nb] (compiled
     only for batches that use them)."""
+    wide_vectors()
     if op == MIN:
         for r in range(nb):
             u, v = x[r], y[r]
@@ -183,6 +187,7 @@ def _binary_extended(op, x, y, nb):
 def _select(c, co, t, to, y, nb):
     """y[r] = t[to + r] if c[co + r] != 0 else y[r] (the ternary IF, into its third
     argument); arguments sliced first, as in _binary."""
+    wide_vectors()
     cond, yes = c[co:co + nb], t[to:to + nb]
     for r in range(nb):
         y[r] = yes[r] if cond[r] != 0 else y[r]
@@ -190,6 +195,7 @@ def _select(c, co, t, to, y, nb):
 
 @njit(**_HOT)
 def _copy(x, xo, y, nb):
+    wide_vectors()
     src = x[xo:xo + nb]
     for r in range(nb):
         y[r] = src[r]
@@ -210,6 +216,7 @@ def eval_block(codes, start, end, consts, const_end, arity, XT, r0, nb, ws, ext)
     the program is the lone variable xk (its values are XT[k, r0:r0+nb], nothing was
     copied), else -1 with the result in stack[0, :nb].
     """
+    wide_vectors()
     stack, lazy, where, value, _ = ws
     sp = 0
     kc = const_end
@@ -271,6 +278,7 @@ def run_block(codes, start, end, consts, const_end, arity, XT, r0, nb, stack, ex
 @njit(**_INLINE)
 def _eval_rows(p, batch, XT, out, row0, row1, block, ws, ext):
     """out[p, row0:row1] = program p on those rows, block by block."""
+    wide_vectors()
     codes, code_off, consts, const_off, arity = batch
     stack = ws[0]
     dest = out[p]
@@ -287,6 +295,7 @@ def _eval_rows(p, batch, XT, out, row0, row1, block, ws, ext):
 @njit(**_HOT)
 def _block_sse(src, so, y, r0, nb, diff):
     """Sum of (src[so + r] - y[r0 + r])**2 over r < nb, in float64, eight lanes wide."""
+    wide_vectors()
     out, want = src[so:so + nb], y[r0:r0 + nb]
     for r in range(nb):
         d = np.float64(out[r]) - want[r]

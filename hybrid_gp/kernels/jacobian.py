@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import opcodes as oc
-from .vecmath import math_block, pow_block
+from .vecmath import math_block, pow_block, wide_vectors
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _HOT = dict(_JIT, _nrt=False)  # per-node code never allocates: no reference counting
@@ -53,6 +53,7 @@ def _sign(v):
 
 @njit(**_HOT)
 def _copy(x, y, nb):
+    wide_vectors()
     for r in range(nb):
         y[r] = x[r]
 
@@ -60,6 +61,7 @@ def _copy(x, y, nb):
 @njit(**_HOT)
 def _scale(y, s, nb):
     """y *= s (s = 0 writes zeros, whatever y held)."""
+    wide_vectors()
     if s == 0:
         for r in range(nb):
             y[r] = 0.0
@@ -73,6 +75,7 @@ def _local1(op, a, d, nb, want, where, value):
     """a[r] = op(a[r]) in place; when `want`, d[r] = d op / d a at the old a[r].
     exp, log, sin, cos and tanh go through vecmath's block loops, as in the
     interpreter (where, value: its scratch)."""
+    wide_vectors()
     if op == NEG:
         for r in range(nb):
             a[r] = -a[r]
@@ -134,6 +137,7 @@ def _local1(op, a, d, nb, want, where, value):
 def _local2(op, a, b, da, db, nb, want, where, value):
     """b[r] = op(a[r], b[r]); when `want`, da[r], db[r] the partial derivatives at the
     old values. pow goes through vecmath's pow_block, as in the interpreter."""
+    wide_vectors()
     if op == ADD:
         for r in range(nb):
             b[r] = a[r] + b[r]
@@ -199,6 +203,7 @@ def _local2(op, a, b, da, db, nb, want, where, value):
 @njit(**_HOT)
 def _chain(D, lo, hi, d, nb):
     """D[j] *= d for the constants lo..hi of one slot (strong zero: d == 0 gives 0)."""
+    wide_vectors()
     for j in range(lo, hi):
         row = D[j]
         for r in range(nb):
@@ -221,6 +226,7 @@ def jac_block(codes, start, end, consts, c0, n_c, arity, XT, r0, nb, work):
     """Evaluate codes[start:end], whose constants are consts[c0:c0 + n_c], on rows
     r0..r0+nb: the value is left in stack[0] and d value / d consts[c0 + j] in D[j]
     (work from `jac_workspace`, float64)."""
+    wide_vectors()
     stack, D, scratch, lo, hi, where, value = work
     sp = 0
     kc = n_c

@@ -49,6 +49,31 @@ def fma(typingctx, a, b, c):
     return sig, codegen
 
 
+#: LLVM's preferred vector width for the kernels' loops, in bits (see wide_vectors).
+VECTOR_BITS = 512
+_WIDTH_ATTRIBUTE = f'"prefer-vector-width"="{VECTOR_BITS}"'
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Vectorise the calling function's loops VECTOR_BITS wide where the CPU can.
+
+    LLVM keeps to 256-bit vectors on CPUs with AVX-512 unless a function asks for
+    more; asking is the function attribute "prefer-vector-width", which this sets on
+    the function it is called from (it emits no code). Elementwise results do not
+    change with the width: every lane computes the same operations. Where the CPU has
+    no 512-bit registers LLVM uses the widest it has."""
+    sig = types.none()
+
+    def codegen(context, builder, signature, args):
+        # llvmlite's attribute set accepts only keyword attributes; this one is a
+        # string attribute, which its text form prints as given.
+        set.add(builder.function.attributes, _WIDTH_ATTRIBUTE)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @njit(**_CORE)
 def _bits(x):
     return np.float64(x).view(np.int64)
@@ -343,6 +368,7 @@ def pow_special(a, b):
 @njit(**_LOOP)
 def _save_far(y, nb, quarter, where, value):
     """libm's sin/cos (by quarter) of the elements beyond TRIG_LIMIT; their count."""
+    wide_vectors()
     m = 0
     for r in range(nb):
         v = np.float64(y[r])
@@ -356,6 +382,7 @@ def _save_far(y, nb, quarter, where, value):
 @njit(**_LOOP)
 def math_block(op, y, nb, where, value):
     """y = op(y) on y[:nb] for op = opcodes EXP, LOG (protected), SIN, COS or TANH."""
+    wide_vectors()
     if op == EXP:
         for r in range(nb):
             y[r] = exp1(y[r])
@@ -384,6 +411,7 @@ def pow_block(a, ao, y, nb, where, value):
     nan ** 0 = 1). a must not overlap y; value (float64, >= nb) is scratch, where is
     unused. Zero, inf and NaN arguments get `pow_special` in a second vector pass
     (the exponents are saved first): no libm calls, no branches in the loops."""
+    wide_vectors()
     x = a[ao:ao + nb]  # sliced first: indexing a[ao + r] keeps the loops scalar
     n_odd = 0
     for r in range(nb):
