@@ -14,6 +14,7 @@ from itertools import chain
 
 import numpy as np
 
+from .grammar import Grammar
 from .kernels import opcodes as oc
 from .kernels.interpreter import batch_stack_depth
 from .program import Program
@@ -72,17 +73,41 @@ def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
                          count=int(const_off[-1]))
     grammars = {id(p.grammar): p.grammar for p in programs}
     if len(grammars) == 1:
-        opmap = next(iter(grammars.values())).opmap
-        prim = codes >= 0
-        codes[prim] = opmap[codes[prim]]
-    else:  # mixed grammars: map each program's segment with its own table
-        for k, p in enumerate(programs):
-            seg = codes[code_off[k]:code_off[k + 1]]
-            prim = seg >= 0
-            seg[prim] = p.grammar.opmap[seg[prim]]
+        return compile_arrays(next(iter(grammars.values())), codes, code_off, consts,
+                              const_off)
+    for k, p in enumerate(programs):  # mixed grammars: each segment with its own table
+        seg = codes[code_off[k]:code_off[k + 1]]
+        prim = seg >= 0
+        seg[prim] = p.grammar.opmap[seg[prim]]
+    return _finish(codes, code_off, consts, const_off)
+
+
+def concatenate(a: CompiledBatch, b: CompiledBatch) -> CompiledBatch:
+    """The programs of `a`, then those of `b`, as one batch."""
+    return CompiledBatch(
+        np.concatenate([a.codes, b.codes]),
+        np.concatenate([a.code_offsets, b.code_offsets[1:] + a.code_offsets[-1]]),
+        np.concatenate([a.consts, b.consts]),
+        np.concatenate([a.const_offsets, b.const_offsets[1:] + a.const_offsets[-1]]),
+        max(a.n_features, b.n_features), max(a.depth, b.depth))
+
+
+def compile_arrays(grammar: Grammar, codes: np.ndarray, code_off: np.ndarray,
+                   consts: np.ndarray, const_off: np.ndarray) -> CompiledBatch:
+    """The batch of programs of one grammar given as flat arrays, as Program codes are
+    (primitive positions, -1 constant, -k-2 variable k) with offsets: what a batch
+    breeder makes, compiled without a round trip through Programs. `codes` (int32)
+    is mapped to opcodes in place."""
+    prim = codes >= 0
+    codes[prim] = grammar.opmap[codes[prim]]
+    return _finish(codes, code_off, consts, const_off)
+
+
+def _finish(codes: np.ndarray, code_off: np.ndarray, consts: np.ndarray,
+            const_off: np.ndarray) -> CompiledBatch:
     low = int(codes.min()) if len(codes) else 0
     n_features = -low - 1 if low < -1 else 0
-    depth = int(batch_stack_depth(codes, code_off, oc.ARITY)) if n else 1
+    depth = int(batch_stack_depth(codes, code_off, oc.ARITY)) if len(code_off) > 1 else 1
     return CompiledBatch(codes, code_off, consts, const_off, n_features, depth)
 
 

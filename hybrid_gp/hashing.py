@@ -290,10 +290,11 @@ class EquivalenceCache:
         return keys  # type: ignore[return-value]
 
     def score(self, scorer: Scorer, programs: Sequence[Program],
-              max_new: int | None = None) -> ScoreResult:
+              max_new: int | None = None, batch: CompiledBatch | None = None
+              ) -> ScoreResult:
         """Errors for `programs`, evaluating only functions the cache has not seen (and
         the hits the mode wants re-checked). At most `max_new` real evaluations;
-        programs beyond that stay NaN.
+        programs beyond that stay NaN. `batch`, when given, is `programs` compiled.
 
         Runs once per generation over hundreds of children: the per-child work is kept
         to list comprehensions and bound dict methods."""
@@ -305,7 +306,8 @@ class EquivalenceCache:
             return ScoreResult(errors, 0, 0, [])
         self.stats.lookups += n
         structural, functional = self._structural, self._functional
-        batch = compile_batch(programs)
+        if batch is None:
+            batch = compile_batch(programs)
         skeys = _table_keys(batch)
         known = [structural.get(sk) for sk in skeys]
         hits = [i for i, fk in enumerate(known) if fk is not None and fk in functional]

@@ -13,9 +13,15 @@ from hypothesis import given, settings
 from strategies import SHIPPED, programs
 
 import hybrid_gp as hg
+from hybrid_gp.compiler import CompiledBatch, compile_batch
 from hybrid_gp.errors import ConfigError
 from hybrid_gp.operators import classic
-from hybrid_gp.operators.portfolio import CLASSIC, VariationContext, classic_portfolio
+from hybrid_gp.operators.portfolio import (
+    CLASSIC,
+    Brood,
+    VariationContext,
+    classic_portfolio,
+)
 from hybrid_gp.program import Program, check_program, replace_subtree
 
 N = 3
@@ -257,6 +263,34 @@ def test_a_portfolio_breeds_the_same_brood_from_the_same_seed(full):
         check_program(child)
         assert child.depth <= 8 and child.size <= 40
     assert set(names) <= set(CLASSIC) | {"copy"}
+
+
+def _same_batch(got: CompiledBatch, want: CompiledBatch) -> None:
+    for name in ("codes", "code_offsets", "consts", "const_offsets"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert got.n_features >= want.n_features and got.depth >= want.depth  # upper bounds
+
+
+def test_a_brood_is_scored_from_the_breeders_batch_with_replaced_children_spliced_in(full):
+    """Brood.compiled() is what compile_batch of the children gives, however later
+    stages replaced children; with most of them replaced it leaves compiling to the
+    scorer."""
+    population = hg.random_programs(full, 30, N, seed=4)
+    ctx = VariationContext(grammar=full, n_features=N, max_depth=8, max_size=40)
+    portfolio = classic_portfolio({name: 1.0 for name in CLASSIC}, full)
+    first = np.arange(30) % 30
+    brood = portfolio.breed(population, first, first[::-1].copy(),
+                            np.random.default_rng(5), ctx)
+    assert brood.compiled() is brood.batch
+    _same_batch(brood.compiled(), compile_batch(brood.children))
+    strangers = hg.random_programs(full, 30, N, seed=6, min_depth=1, max_depth=3)
+    brood.children[-4:] = strangers[:4]  # immigrants
+    brood.children[0], brood.children[7] = strangers[10], strangers[11]  # semantic
+    _same_batch(brood.compiled(), compile_batch(brood.children))
+    brood.children[:20] = strangers[:20]
+    assert brood.compiled() is None
+    assert Brood(list(strangers)).compiled() is None  # not bred by the batch breeder
 
 
 def test_a_portfolio_refuses_unknown_or_inapplicable_operators(koza):

@@ -9,6 +9,7 @@ from itertools import chain
 
 import numpy as np
 
+from ..compiler import CompiledBatch, compile_arrays
 from ..constraints import tables as constraint_tables
 from ..grammar import Grammar
 from ..kernels import variation as kv
@@ -61,10 +62,11 @@ def grow_capacity(grammar: Grammar, depth: int) -> int:
 def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.ndarray,
                    second: np.ndarray, uniforms: np.ndarray, grammar: Grammar,
                    n_features: int, max_depth: int, max_size: int,
-                   mutation_depth: int) -> tuple[list[Program], np.ndarray]:
+                   mutation_depth: int) -> tuple[list[Program], np.ndarray, CompiledBatch]:
     """Children k = operator ops[k] (kernel ids) on population[first[k]], [second[k]],
-    each drawing from uniforms[k]. Returns the Programs and the kernel id that made each
-    (after fallbacks)."""
+    each drawing from uniforms[k]. Returns the Programs, the kernel id that made each
+    (after fallbacks) and the children compiled for the evaluation kernels, straight
+    from the breeder's arrays (scoring them needs no compile_batch)."""
     n = len(ops)
     tables, types = grammar_tables(grammar)
     c = grammar.constants
@@ -100,11 +102,17 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     # Only the rows' used prefixes, end to end, converted to Python in one call each
     # (small ints are cheap to box); each child is then a slice of those lists.
     width = np.arange(out_codes.shape[1])
-    codes_used = out_codes[width < out_len[:, None]].tolist()
-    consts_used = out_consts[width < out_nc[:, None]].tolist()
-    children = Program._trusted_batch(grammar, codes_used, out_len.tolist(), consts_used,
-                                      out_nc.tolist())
-    return children, out_op
+    codes_used = out_codes[width < out_len[:, None]]
+    consts_used = out_consts[width < out_nc[:, None]]
+    children = Program._trusted_batch(grammar, codes_used.tolist(), out_len.tolist(),
+                                      consts_used.tolist(), out_nc.tolist())
+    code_off = np.zeros(n + 1, dtype=np.int64)
+    out_len.cumsum(out=code_off[1:])
+    const_off = np.zeros(n + 1, dtype=np.int64)
+    out_nc.cumsum(out=const_off[1:])
+    batch = compile_arrays(grammar, codes_used.astype(np.int32), code_off, consts_used,
+                           const_off)
+    return children, out_op, batch
 
 
 def uniforms_per_child(grammar: Grammar, max_size: int, mutation_depth: int,

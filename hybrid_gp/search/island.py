@@ -166,7 +166,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         _semantic_children(island, problem, s, brood, first[:n_semantic])
     if s.retry_unchanged:
         _retry_unchanged(island, s, ctx, brood, first, second)
-    scored = island.scorer.score(brood.children, max_new)
+    scored = island.scorer.score(brood.children, max_new, brood.compiled())
     if s.fit_share > 0:
         _fit_children(island, problem, s, brood.children, scored, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))

@@ -37,15 +37,18 @@ class Scorer:
         """Checkpoints leave the problem (and its data) out; Engine.attach puts it back."""
         return {"n_jobs": self.n_jobs, "cache": self.cache, "problem": None}
 
-    def score(self, programs: Sequence[Program], max_new: int | None = None) -> ScoreResult:
-        """Errors of `programs`; at most `max_new` real evaluations (the rest stay NaN)."""
+    def score(self, programs: Sequence[Program], max_new: int | None = None,
+              batch: CompiledBatch | None = None) -> ScoreResult:
+        """Errors of `programs`; at most `max_new` real evaluations (the rest stay NaN).
+        `batch`, when given, is `programs` already compiled (by the batch breeder)."""
         n = len(programs)
         errors = np.full(n, np.nan)
         if self.cache is not None:
-            return self.cache.score(self, programs, max_new)
+            return self.cache.score(self, programs, max_new, batch)
         todo = list(range(n)) if max_new is None else list(range(min(n, max_new)))
         if todo:
-            batch = compile_batch([programs[i] for i in todo])
+            batch = (compile_batch([programs[i] for i in todo]) if batch is None
+                     else batch.take(todo))
             errors[todo] = self.problem.error(batch, self.n_jobs)
         return ScoreResult(errors, len(todo), 0, [hash(p) for p in programs])
 
