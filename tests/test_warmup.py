@@ -3,7 +3,10 @@ terminal does not reach, and none is left running when the warm-up is interrupte
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +51,19 @@ def test_an_interrupted_warm_up_kills_its_compilers(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         warmup.ensure_compiled(("evaluation", "variation"))
     assert len(procs) == 2 and all(p.poll() is not None for p in procs)
+
+
+def test_the_markers_live_where_numba_caches_the_kernels(tmp_path):
+    """With NUMBA_CACHE_DIR set (or a read-only install, where Numba falls back to a
+    user-wide cache) the kernels are not cached in the package's __pycache__; the
+    markers must follow them, or a filled cache would be warmed up again on every run
+    and an empty one taken for filled."""
+    code = ("from hybrid_gp.kernels import interpreter, warmup; "
+            "print(warmup._marker('evaluation')); "
+            "print(interpreter.eval_batch_serial._cache._cache_path)")
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    marker, kernels = map(Path, subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+        check=True).stdout.split())
+    assert marker.name.startswith("warmup-evaluation-")
+    assert marker.parent == kernels and kernels.parent == tmp_path

@@ -21,12 +21,24 @@ import numpy as np
 GROUPS = ("evaluation", "variation", "fitting")
 
 
+def cache_dir() -> Path:
+    """Where Numba caches the kernels: the package's __pycache__ when it is writable,
+    NUMBA_CACHE_DIR's folder for it when that is set, Numba's user-wide cache for a
+    read-only install. The markers live there too, so they say what that cache holds
+    (and a read-only install does not warm up again on every run)."""
+    from .interpreter import eval_batch_serial
+
+    try:
+        return Path(eval_batch_serial._cache._cache_path)
+    except AttributeError:  # a Numba without this attribute: the package's own folder
+        return Path(__file__).resolve().parent / "__pycache__"
+
+
 def _marker(group: str) -> Path:
     from .._version import __version__
 
-    here = Path(__file__).resolve().parent / "__pycache__"
     tag = f"{__version__}-numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
-    return here / f"warmup-{group}-{tag}.done"
+    return cache_dir() / f"warmup-{group}-{tag}.done"
 
 
 def compile_group(group: str) -> None:
