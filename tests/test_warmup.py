@@ -67,3 +67,30 @@ def test_the_markers_live_where_numba_caches_the_kernels(tmp_path):
         check=True).stdout.split())
     assert marker.name.startswith("warmup-evaluation-")
     assert marker.parent == kernels and kernels.parent == tmp_path
+
+
+_SPECIALISED = """
+import importlib
+from numba.core.registry import CPUDispatcher
+from hybrid_gp.kernels import warmup
+for group in ("variation", "fitting"):
+    warmup.compile_group(group)
+for name in ("variation", "jacobian", "vecmath"):
+    module = importlib.import_module("hybrid_gp.kernels." + name)
+    for f in vars(module).values():
+        if isinstance(f, CPUDispatcher) and len(f.signatures) > 1:
+            print(name, f.__name__, [str(t) for s in f.signatures for t in s])
+"""
+
+
+@pytest.mark.slow
+def test_the_kernels_of_a_run_compile_once_each(tmp_path):
+    """Numba compiles a jitted callee again for every Python constant passed to it (a
+    literal type) and, while inferring types, for a counter's constant first value:
+    seconds of a first run's compile. Compiling the variation and fitting groups in a
+    fresh cache must leave one signature per function (a cached load would show none,
+    hence the empty cache)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), HYBRID_GP_NO_WARMUP="1")
+    out = subprocess.run([sys.executable, "-c", _SPECIALISED], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out == ""

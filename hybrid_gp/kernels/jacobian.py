@@ -39,6 +39,12 @@ AND, OR, NOT, NAND, NOR, XOR, IF, GT, LT = (
     oc.AND, oc.OR, oc.NOT, oc.NAND, oc.NOR, oc.XOR, oc.IF, oc.GT, oc.LT,
 )
 EPS = oc.EPS
+# Numba types a Python int constant passed to another jitted function as a literal and
+# compiles that function once more for it. These numpy scalars have the types of the
+# run-time values of the other calls (opcodes are read from int32 codes), so every
+# call shares one compiled function.
+_LOG, _SIN, _COS = np.int32(LOG), np.int32(SIN), np.int32(COS)
+_ZERO = np.int64(0)  # an offset of 0 (jac_block's first constant, pow_block's rows)
 
 
 @njit(**_HOT)
@@ -112,11 +118,11 @@ def _local1(op, a, d, nb, want, where, value):
             for r in range(nb):
                 v = a[r]
                 d[r] = 0.0 if abs(v) <= EPS else 1.0 / v
-        math_block(LOG, a, nb, where, value)
+        math_block(_LOG, a, nb, where, value)
     elif op in (SIN, COS):
         if want:  # d = cos(a) for sin, -sin(a) for cos
             _copy(a, d, nb)
-            math_block(COS if op == SIN else SIN, d, nb, where, value)
+            math_block(_COS if op == SIN else _SIN, d, nb, where, value)
             if op == COS:
                 for r in range(nb):
                     d[r] = -d[r]
@@ -163,8 +169,8 @@ def _local2(op, a, b, da, db, nb, want, where, value):
         if want:
             _copy(b, da, nb)  # the exponent, before pow_block overwrites it
             _copy(a, db, nb)
-            math_block(LOG, db, nb, where, value)  # log|a|, 0 where |a| <= EPS
-        pow_block(a, 0, b, nb, where, value)
+            math_block(_LOG, db, nb, where, value)  # log|a|, 0 where |a| <= EPS
+        pow_block(a, _ZERO, b, nb, where, value)
         if want:
             for r in range(nb):
                 x, v = a[r], b[r]
@@ -300,9 +306,9 @@ def jacobian_batch(batch, XT, values, JT, block, depth):
             nb = min(block, n_rows - r0)
             jac_block(codes, code_off[p], code_off[p + 1], consts, c0, n_c, arity, XT, r0,
                       nb, work)
-            values[p, r0:r0 + nb] = stack[0, :nb]
-            for j in range(n_c):
-                JT[c0 + j, r0:r0 + nb] = D[j, :nb]
+            _copy(stack[0], values[p, r0:r0 + nb], nb)  # loops, not slice assignments
+            for j in range(n_c):  # (see lm_program)
+                _copy(D[j], JT[c0 + j, r0:r0 + nb], nb)
 
 
 # ---------------------------------------------------------------------- Levenberg–Marquardt
@@ -325,7 +331,7 @@ def _normal_equations(codes, start, end, params, n_c, scale, arity, XT, y, block
     n_rows = XT.shape[1]
     for r0 in range(0, n_rows, block):
         nb = min(block, n_rows - r0)
-        jac_block(codes, start, end, params, 0, n_c, arity, XT, r0, nb, work)
+        jac_block(codes, start, end, params, _ZERO, n_c, arity, XT, r0, nb, work)
         f, res = stack[0], scratch[0]
         for r in range(nb):
             e = (sa + sb * f[r]) - y[r0 + r]
@@ -448,14 +454,19 @@ def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, bl
     M, step, trial = np.empty((k, k)), np.empty(k), np.empty(k)
     passes = 0
     sse0 = np.inf
+    # Flags go to _normal_equations as run-time bools (`passes > 0`, `scale`), never as
+    # the constants True/False: Numba would compile it once per constant pattern.
+    # Copies are loops: a slice assignment compiles Numba's shape-mismatch error
+    # message (string formatting, about 2 s of a first call).
     if scale:
-        trial[:n_c] = params[:n_c]
+        for i in range(n_c):
+            trial[i] = params[i]
         trial[n_c], trial[n_c + 1] = 0.0, 1.0
-        sse0 = _normal_equations(codes, start, end, trial, n_c, True, arity, XT, y, block,
-                                 work, A, g, False)
+        sse0 = _normal_equations(codes, start, end, trial, n_c, scale, arity, XT, y, block,
+                                 work, A, g, passes > 0)
         passes += 1
     sse = _normal_equations(codes, start, end, params, n_c, scale, arity, XT, y, block,
-                            work, A, g, True)
+                            work, A, g, passes >= 0)
     passes += 1
     if not scale:
         sse0 = sse
@@ -476,10 +487,11 @@ def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, bl
         for i in range(k):
             trial[i] = params[i] + step[i]
         new = _normal_equations(codes, start, end, trial, n_c, scale, arity, XT, y, block,
-                                work, A2, g2, True)
+                                work, A2, g2, passes >= 0)
         passes += 1
         if new < sse and _all_finite(A2, g2, k):
-            params[:k] = trial[:k]
+            for i in range(k):
+                params[i] = trial[i]
             A, A2 = A2, A
             g, g2 = g2, g
             gain = sse - new

@@ -31,6 +31,10 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _HOT = dict(_JIT, _nrt=False)
 
 CROSSOVER, SUBTREE, POINT, HOIST, SHRINK, CONSTANT, COPY = 0, 1, 2, 3, 4, 5, 6
+# Numba compiles a jitted callee once more for every Python constant it is passed (a
+# literal type), and, while inferring types, for the first value of a counter that
+# starts at a constant. Numpy scalars are plain int64: these keep one compiled callee.
+_ZERO, _NO_TARGET = np.int64(0), np.int64(-1)
 INTERNAL_BIAS = 0.9
 
 
@@ -147,7 +151,7 @@ def _pick_point(codes, cand, n_cand, uni, cur):
     """Twin of classic.pick_point over the candidate positions cand[:n_cand]."""
     if n_cand == 0:
         return -1
-    n_int = 0
+    n_int = np.int64(0)  # see _ZERO
     for m in range(n_cand):
         if codes[cand[m]] >= 0:
             n_int += 1
@@ -204,12 +208,12 @@ def _grow(t, max_depth, mask0, parent0, uni, cur, tables, iparams, fparams, out_
         if constrained and not can_var and not has_const:
             any_allowed = False
             for m in range(prod_off[tt], prod_off[tt + 1]):
-                if _usable(producers[m], left, mask, parent, True, prim_height, groups,
+                if _usable(producers[m], left, mask, parent, constrained, prim_height, groups,
                            forbidden):
                     any_allowed = True
                     break
             constrained = any_allowed
-        n_feasible = 0
+        n_feasible = np.int64(0)  # see _ZERO
         for m in range(prod_off[tt], prod_off[tt + 1]):
             if _usable(producers[m], left, mask, parent, constrained, prim_height, groups,
                        forbidden):
@@ -258,9 +262,9 @@ def _grow(t, max_depth, mask0, parent0, uni, cur, tables, iparams, fparams, out_
 def _splice(a_codes, a_consts, a_n, i, i_end, s_codes, s_consts, s_n, s_nc,
             out_codes, out_consts):
     """a with its subtree [i, i_end) replaced by s; returns (n, n_const)."""
-    c_before = _count_consts(a_codes, 0, i)
+    c_before = _count_consts(a_codes, _ZERO, i)
     c_inside = _count_consts(a_codes, i, i_end)
-    a_nc = _count_consts(a_codes, 0, a_n)
+    a_nc = _count_consts(a_codes, _ZERO, a_n)
     n = 0
     for k in range(i):
         out_codes[n] = a_codes[k]
@@ -301,8 +305,8 @@ def _check(n, nc, child_codes, tables, iparams, sc):
     if n < 0 or iparams[7] == 0:
         return n, nc
     _, _, _, _, open_idx, open_left, cand = sc
-    valid, _, _ = _walk(child_codes, n, -1, tables[0], tables[9], tables[10], open_idx, cand,
-                        open_left)
+    valid, _, _ = _walk(child_codes, n, _NO_TARGET, tables[0], tables[9], tables[10],
+                        open_idx, cand, open_left)
     return (n, nc) if valid else (-1, 0)
 
 
@@ -324,7 +328,7 @@ def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables,
     i = _pick_point(a_codes, cand, a_n, uni, cur)
     t = _node_type(a_codes[i], prim_ret, var_type, const_type)
     room = max_size - (a_n - (a_ends[i] - i))
-    n_fit = 0
+    n_fit = np.int64(0)  # see _ZERO
     for j in range(b_n):
         if (_node_type(b_codes[j], prim_ret, var_type, const_type) == t
                 and b_ends[j] - j <= room):
@@ -333,7 +337,7 @@ def _crossover(a_codes, a_consts, a_n, b_codes, b_consts, b_n, uni, cur, tables,
     j = _pick_point(b_codes, cand, n_fit, uni, cur)
     if j < 0:
         return -1, 0
-    jc = _count_consts(b_codes, 0, j)
+    jc = _count_consts(b_codes, _ZERO, j)
     nc_sub = _count_consts(b_codes, j, b_ends[j])
     n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], b_codes[j:b_ends[j]],
                     b_consts[jc:jc + nc_sub], b_ends[j] - j, nc_sub, child_codes, child_consts)
@@ -385,7 +389,7 @@ def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen, s
         n_chosen = 1
     for k in range(a_n):
         child_codes[k] = a_codes[k]
-    nc = _count_consts(a_codes, 0, a_n)
+    nc = _count_consts(a_codes, _ZERO, a_n)
     for k in range(nc):
         child_consts[k] = a_consts[k]
     changed = False
@@ -401,7 +405,7 @@ def _point(a_codes, a_consts, a_n, uni, cur, tables, iparams, fparams, chosen, s
         t = _node_type(c, prim_ret, var_type, const_type)
         has_var = t == var_type and n_features > 0
         has_const = t == const_type
-        k = _count_consts(child_codes, 0, i)
+        k = _count_consts(child_codes, _ZERO, i)
         if has_const and (not has_var or _rand(uni, cur) < p_const):
             value = lo + (hi - lo) * _rand(uni, cur)
             if c == -1:
@@ -432,7 +436,7 @@ def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, c
     var_type, const_type = iparams[0], iparams[1]
     a_ends, a_depths, _, _, open_idx, open_left, cand = sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
-    n_int = 0
+    n_int = np.int64(0)  # see _ZERO
     for k in range(a_n):
         if a_codes[k] >= 0:
             cand[n_int] = k
@@ -441,7 +445,7 @@ def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, c
         return -1, 0
     i = cand[_int(uni, cur, n_int)]
     t = _node_type(a_codes[i], prim_ret, var_type, const_type)
-    n_inner = 0
+    n_inner = np.int64(0)  # see _ZERO
     for j in range(i + 1, a_ends[i]):
         if _node_type(a_codes[j], prim_ret, var_type, const_type) == t:
             cand[n_inner] = j
@@ -449,7 +453,7 @@ def _hoist(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, c
     if n_inner == 0:
         return -1, 0
     j = cand[_int(uni, cur, n_inner)]
-    jc = _count_consts(a_codes, 0, j)
+    jc = _count_consts(a_codes, _ZERO, j)
     nc_sub = _count_consts(a_codes, j, a_ends[j])
     n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[j:a_ends[j]],
                     a_consts[jc:jc + nc_sub], a_ends[j] - j, nc_sub, child_codes, child_consts)
@@ -461,7 +465,7 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
     prim_arity, prim_ret, prim_args = tables[0], tables[1], tables[2]
     a_ends, a_depths, kids, _, open_idx, open_left, cand = sc
     _layout(a_codes, a_n, prim_arity, a_ends, a_depths, open_idx, open_left)
-    n_int = 0
+    n_int = np.int64(0)  # see _ZERO
     for k in range(a_n):
         if a_codes[k] >= 0:
             cand[n_int] = k
@@ -473,7 +477,7 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
             cand[q] = cand[q + 1]
         n_int -= 1
         c = a_codes[i]
-        n_match = 0
+        n_match = np.int64(0)  # see _ZERO
         first_match = -1
         j = i + 1
         for arg in range(prim_arity[c]):
@@ -483,7 +487,7 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
             j = a_ends[j]
         if n_match > 0:
             first_match = kids[_int(uni, cur, n_match)]
-            jc = _count_consts(a_codes, 0, first_match)
+            jc = _count_consts(a_codes, _ZERO, first_match)
             end = a_ends[first_match]
             nc_sub = _count_consts(a_codes, first_match, end)
             n, nc = _splice(a_codes, a_consts, a_n, i, a_ends[i], a_codes[first_match:end],
@@ -495,7 +499,7 @@ def _shrink(a_codes, a_consts, a_n, uni, cur, tables, iparams, sc, child_codes, 
 
 @njit(**_HOT)
 def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_consts):
-    n = _count_consts(a_codes, 0, a_n)
+    n = _count_consts(a_codes, _ZERO, a_n)
     if n == 0:
         return -1, 0
     any_set = False
