@@ -8,6 +8,7 @@ double. The bounds asserted are the ones docs/kernels.md documents.
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 
 import llvmlite.binding as llvm
 import mpmath
@@ -223,11 +224,86 @@ def test_pi_over_2_split_has_short_exact_parts():
 def test_ln2_split_and_log_table_are_exact_to_double_double():
     with mpmath.workprec(200):
         assert abs(mpmath.mpf(vm._LN2_HI) + vm._LN2_LO - mpmath.log(2)) < mpmath.mpf(2)**-84
+        assert abs(mpmath.mpf(vm._LN2_H43) + vm._LN2_L43 - mpmath.log(2)) < mpmath.mpf(2)**-95
         for j in range(vm._LOG_N):
-            logc = mpmath.mpf(vm._LOGC_HI[j]) + mpmath.mpf(vm._LOGC_LO[j])
-            assert abs(logc + mpmath.log(mpmath.mpf(vm._INVC[j]))) < mpmath.mpf(2)**-100
-    centre = int(np.argmin(np.abs(vm._INVC - 1.0)))
-    assert vm._INVC[centre] == 1.0 and vm._LOGC_HI[centre] == 0.0
+            logc = mpmath.mpf(_logc_hi(j)) + mpmath.mpf(vm._LOG_TAIL[j])
+            assert abs(logc + mpmath.log(mpmath.mpf(_invc(j)))) < mpmath.mpf(2)**-96
+    assert vm._LN2_H43 * 2**43 == int(vm._LN2_H43 * 2**43) < 2**53 / 1075  # k * it exact
+
+
+def _invc(j: int) -> float:
+    return ((int(vm._LOG_PACKED[j]) & 255) + 176) / 256
+
+
+def _logc_hi(j: int) -> float:
+    return float(np.int64(int(vm._LOG_PACKED[j]) & -256).view(np.float64))
+
+
+def test_log_cells_give_exact_r_and_c_is_1_around_1():
+    """z/c - 1 is a double for the first, last and random z of every cell (so
+    fma(z, 1/c, -1) is exact), |r| < 0.0058, log c is a multiple of 2**-43, and
+    the cells either side of z = 1 have c = 1 and log c = 0 exactly."""
+    rng = np.random.default_rng(5)
+    for j in range(vm._LOG_N):
+        first = vm._LOG_OFF + (j << 45)
+        offsets = [0, 1, (1 << 45) - 2, (1 << 45) - 1, *rng.integers(0, 1 << 45, 200)]
+        invc = Fraction(_invc(j))
+        for off in offsets:
+            z = float(np.int64(first + int(off)).view(np.float64))
+            r = Fraction(z) * invc - 1
+            assert Fraction(float(r)) == r and abs(r) < 0.0058
+        logc = _logc_hi(j)
+        assert logc * 2**43 == int(logc * 2**43)
+    for z in (np.nextafter(1.0, 0.0), 1.0):
+        j = ((int(np.float64(z).view(np.int64)) - vm._LOG_OFF) >> 45) & (vm._LOG_N - 1)
+        assert _invc(j) == 1.0 and _logc_hi(j) == 0.0 and vm._LOG_TAIL[j] == 0.0
+
+
+def test_exp_table_holds_two_to_the_j_over_128():
+    with mpmath.workprec(200):
+        for j in range(vm._EXP_N):
+            ent = int(vm._EXP_TABLE[j])
+            hi = float(np.int64((ent & vm._MANTISSA) | vm._ONE_BITS).view(np.float64))
+            value = mpmath.mpf(hi) * (1 + mpmath.mpf(ent >> 52) * mpmath.mpf(2)**-63)
+            assert abs(value / mpmath.power(2, mpmath.mpf(j) / 128) - 1) < mpmath.mpf(2)**-63.9
+        assert abs(mpmath.mpf(vm._LN2N_HI) + vm._LN2N_LO - mpmath.log(2) / 128) < mpmath.mpf(2)**-95
+    assert vm._LN2N_HI * 2**42 == int(vm._LN2N_HI * 2**42) < 2**53 / 2**18  # k * it exact
+
+
+@njit(cache=False)
+def _log_dd_all(v: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
+    for i in range(v.shape[0]):
+        hi[i], lo[i] = vm._log_dd(v[i])
+
+
+def test_pow_log_is_double_double_to_2_to_the_minus_67_5(rng):
+    """pow's log|a| as hi + lo, relative error (|b log|a|| up to 709 multiplies it):
+    worst near a = 1, where log c = 0 and log|a| is small."""
+    v = np.concatenate([1 + rng.uniform(-0.012, 0.012, 3000), np.exp(rng.uniform(-744, 709, 1000)),
+                        rng.uniform(0.69, 1.43, 1000), rng.uniform(5e-324, 2.2e-308, 200)])
+    hi, lo = np.empty_like(v), np.empty_like(v)
+    _log_dd_all(v, hi, lo)
+    with mpmath.workprec(150):
+        worst = max(abs((mpmath.mpf(h) + mpmath.mpf(t)) / mpmath.log(mpmath.mpf(x)) - 1)
+                    for x, h, t in zip(v, hi, lo, strict=True) if x != 1.0)
+    assert worst < mpmath.mpf(2) ** -67.5
+    one, hi, lo = np.ones(1), np.empty(1), np.empty(1)
+    _log_dd_all(one, hi, lo)
+    assert hi[0] == 0.0 and lo[0] == 0.0  # so 1 ** b = 1 exactly
+
+
+def test_minimax_fitter_on_a_small_case_and_the_log_r_range():
+    """bench/minimax.py (which fitted vecmath's coefficients) on a quick case: e**x on
+    |x| <= 0.01 by degree 3 gets the near-Chebyshev error, about 2 (0.005)**4 / 4!."""
+    from hybrid_gp.bench import minimax
+
+    with mpmath.workdps(30):
+        c = minimax.fit(mpmath.exp, lambda x: 1 / mpmath.exp(x), -0.01, 0.01, 3, grid=300)
+        err = minimax.max_error(
+            lambda x: mpmath.polyval(c[::-1], x) / mpmath.exp(x) - 1, -0.01, 0.01, 2000)
+    assert 5.1e-11 < err < 5.4e-11 and abs(c[1] - 1) < 1e-9
+    lo, hi = minimax.log_r_range()
+    assert -0.005637 < lo < -0.005635 and 0.005737 < hi < 0.005738
 
 
 @njit(cache=False)

@@ -95,48 +95,51 @@ _SHIFT = 6755399441055744.0  # 1.5 * 2**52: (t + _SHIFT) - _SHIFT rounds t to an
 _INV_LN2 = 1.4426950408889634
 _LN2_HI = 0.6931471803691238  # ln 2 to 32 bits (0x1.62e42feep-1): k * _LN2_HI is exact
 _LN2_LO = 1.9082149292705877e-10  # ln 2 - _LN2_HI
-# Taylor coefficients 1/n!, n = 2..13: e^r - 1 - r on |r| <= ln2/2 to < 2**-60 relative.
-_F2, _F3, _F4, _F5 = 1 / 2, 1 / 6, 1 / 24, 1 / 120
-_F6, _F7, _F8, _F9 = 1 / 720, 1 / 5040, 1 / 40320, 1 / 362880
-_F10, _F11, _F12, _F13 = 1 / 3628800, 1 / 39916800, 1 / 479001600, 1 / 6227020800
+# e**r - 1 - r = r**2 (_E0 + _E1 r + ... + _E10 r**10) on |r| <= ln2/2: minimax for the
+# error relative to e**r, doubles (fitted by hybrid_gp/bench/minimax.py), below
+# 2**-63.8 (the Taylor series to r**13 it replaced: 2**-57.4, with one more term).
+_E0, _E1, _E2, _E3 = 0.5, 0.1666666666666668, 0.041666666666666415, 0.008333333333319278
+_E4, _E5, _E6 = 0.0013888888889032908, 0.00019841269891802038, 2.480158702383787e-05
+_E7, _E8, _E9 = 2.7557238774128835e-06, 2.755752913262427e-07, 2.5110841979653076e-08
+_E10 = 2.0837232337465285e-09
+# fma(x, 1/ln2, _SHIFT_K) rounds x/ln2 to an integer k as _SHIFT does; its bits are
+# bits(1.5 * 2**52) + k + 2046, and bits(1.5 * 2**52) has no bit set below bit 51, so
+# the low 12 bits are k + 2046 (970 to 3071 for k in -1076..1025).
+_SHIFT_K = _SHIFT + 2046
 
 
 @njit(**_CORE)
 def _expm1_reduced(r):
     """e**r - 1 for |r| <= ln2/2 (a little beyond is fine)."""
-    q = fma(_F13, r, _F12)
-    q = fma(q, r, _F11)
-    q = fma(q, r, _F10)
-    q = fma(q, r, _F9)
-    q = fma(q, r, _F8)
-    q = fma(q, r, _F7)
-    q = fma(q, r, _F6)
-    q = fma(q, r, _F5)
-    q = fma(q, r, _F4)
-    q = fma(q, r, _F3)
-    q = fma(q, r, _F2)
+    q = fma(_E10, r, _E9)
+    q = fma(q, r, _E8)
+    q = fma(q, r, _E7)
+    q = fma(q, r, _E6)
+    q = fma(q, r, _E5)
+    q = fma(q, r, _E4)
+    q = fma(q, r, _E3)
+    q = fma(q, r, _E2)
+    q = fma(q, r, _E1)
+    q = fma(q, r, _E0)
     return fma(r * r, q, r)
 
 
 @njit(**_CORE)
-def _exp_dd(hi, lo):
-    """e**(hi + lo) for |lo| << |hi|; 0 below -746 and inf above 710; NaN in, NaN out."""
-    xc = -746.0 if hi < -746.0 else hi
-    xc = 710.0 if xc > 710.0 else xc
-    lo = lo if xc == hi else 0.0  # clamped: the result is 0 or inf whatever lo is
-    xs = xc if xc == xc else 0.0  # keeps the integer conversion defined for NaN
-    kd = (xs * _INV_LN2 + _SHIFT) - _SHIFT
-    r = fma(-kd, _LN2_HI, xc)  # exact
-    r = fma(-kd, _LN2_LO, r) + lo
-    p = 1.0 + _expm1_reduced(r)
-    k = np.int64(kd)  # -1076..1025: split in two so subnormal and inf results round once
-    k1 = k >> 1
-    return p * _pow2(k1) * _pow2(k - k1)
-
-
-@njit(**_CORE)
 def exp1(x):
-    return _exp_dd(np.float64(x), 0.0)
+    """e**x; 0 below -746 and inf above 710; NaN in, NaN out."""
+    xd = np.float64(x)
+    xc = -746.0 if xd < -746.0 else xd
+    xc = 710.0 if xc > 710.0 else xc
+    t = fma(xc, _INV_LN2, _SHIFT_K)
+    kd = t - _SHIFT_K  # k = round(x / ln2)
+    r = fma(-kd, _LN2_HI, xc)  # exact
+    r = fma(-kd, _LN2_LO, r)
+    p = 1.0 + _expm1_reduced(r)
+    # 2**k as 2**floor(k/2) * 2**ceil(k/2), so that subnormal and infinite results
+    # round once; the exponent fields are (k + 2046) >> 1 and the rest, from t's bits.
+    tb = _bits(t)
+    half = tb >> 1
+    return p * _float(half << 52) * _float((tb - half) << 52)
 
 
 # ----------------------------------------------------------------------------- log
@@ -260,82 +263,149 @@ def tanh1(x):
 
 
 # ----------------------------------------------------------------------------- pow
-def _log_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1/c and log(c) (as hi + lo) for the _LOG_N cells of width 1/180, c = (127 + j)/180.
+# log|a| in double-double (the decomposition of ARM's optimized-routines pow):
+# |a| = 2**k z with z in [Z0, 2 Z0), Z0 = 0x1.69555p-1 (about sqrt(2)/2), split into
+# _LOG_N cells by the top 7 bits of bits(z) - bits(Z0). Each cell has a c near its
+# centre with 1/c on a grid of 2**-7 (1/c > 1) or 2**-8 (1/c <= 1), so that
+# r = z/c - 1 = fma(z, 1/c, -1) is exact; |r| < 0.0058, and the two cells around
+# z = 1 have c = 1. Then log|a| = k ln2 + log c + log(1 + r).
+_LOG_N = 128
+_LOG_OFF = 0x3FE6955500000000  # bits of Z0
+_EXP_MASK = -(1 << 52)  # 0xFFF0000000000000: sign and exponent bits
+# ln 2 as a multiple of 2**-43 (43 bits) + the rest: k * _LN2_H43 (|k| <= 1075) and
+# k * _LN2_H43 + log c, log c rounded to a multiple of 2**-43, are exact.
+_LN2_H43 = round(math.log(2) * 2**43) / 2**43
+with localcontext() as _ctx:
+    _ctx.prec = 40
+    _LN2_L43 = float(Decimal(2).ln() - Decimal(_LN2_H43))
+# log(1 + r) = r - r**2/2 + r**3 (_P0 + _P1 r + ... + _P5 r**5) on the cells' r range
+# [-0.005636, 0.005738]: minimax for the error relative to log(1 + r), doubles (fitted
+# by hybrid_gp/bench/minimax.py), below 2**-69.5.
+_P0, _P1, _P2 = 0.333333333333334, -0.24999999999998418, 0.19999999987434008
+_P3, _P4, _P5 = -0.16666666823374185, 0.14286396646892802, -0.12496660379970727
 
-    1/c is 180 / (127 + j) rounded once, which is what `_log_dd` computes by division
-    (a division is cheaper than a table gather here); log(c) = -log(1/c) of that
-    double, to 40 digits with the decimal module. Cell 53 has c = 1 exactly (1/c = 1,
-    log c = 0), so log|a| keeps its relative accuracy for a near 1.
+
+def _log_table() -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: log c rounded to a multiple of 2**-43, with 1/c packed into the low 8
+    bits of its double (which are zero: |log c| < 0.5), and the rest of log c.
+
+    1/c = (code + 176) / 256, code the low 8 bits. log c = -log(1/c) to 40 digits with
+    the decimal module; the rest is below 2**-44 and exact to 2**-97.
     """
-    inv = 180.0 / (127.0 + np.arange(_LOG_N, dtype=np.float64))
-    hi = np.empty(_LOG_N)
-    lo = np.empty(_LOG_N)
+    bits = _LOG_OFF + (np.arange(_LOG_N, dtype=np.int64) << 45)
+    first = bits.view(np.float64)
+    last = (bits + (1 << 45) - 1).view(np.float64)
+    centre = (first + last) / 2
+    invc = np.where(centre < 1.0, np.round(_LOG_N / centre) / _LOG_N,
+                    np.round(2 * _LOG_N / centre) / (2 * _LOG_N))
+    packed = np.empty(_LOG_N, dtype=np.int64)
+    tail = np.empty(_LOG_N)
     with localcontext() as ctx:
         ctx.prec = 40
         for j in range(_LOG_N):
-            exact = -Decimal(float(inv[j])).ln()
-            hi[j] = float(exact)
-            lo[j] = float(exact - Decimal(hi[j]))
-    return inv, hi, lo
+            exact = -Decimal(float(invc[j])).ln()
+            logc = float(round(exact * 2**43)) / 2**43
+            tail[j] = float(exact - Decimal(logc))
+            packed[j] = np.float64(logc).view(np.int64) | (int(invc[j] * 256) - 176)
+    return packed, tail
 
 
-_LOG_LO = 1.0 - 53.5 / 180  # cells [_LOG_LO + j/180, _LOG_LO + (j+1)/180) cover [0.7, 1.42)
-_LOG_N = 130
-_INVC, _LOGC_HI, _LOGC_LO = _log_table()
+_LOG_PACKED, _LOG_TAIL = _log_table()
 _MIN_NORMAL = 2.2250738585072014e-308
 _TWO52 = 4503599627370496.0
 
 
 @njit(**_CORE)
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+def _log_dd(v):
+    """log(v) as hi + lo, relative error below 2**-67.5 (largest near v = 1, where log c
+    is 0); v finite, > 0. Not normalised: |lo| < 1e-5 |hi|. log(1) is (0, 0)."""
+    tiny = v < _MIN_NORMAL  # subnormal: scaled by 2**52, the exponent corrected below
+    ix = _bits(v * _TWO52 if tiny else v) - ((52 << 52) if tiny else 0)
+    tmp = ix - _LOG_OFF
+    j = (tmp >> 45) & (_LOG_N - 1)
+    kd = np.float64(tmp >> 52)
+    z = _float(ix - (tmp & _EXP_MASK))
+    ent = _LOG_PACKED[j]
+    logc = _float(ent & -256)
+    invc = fma(np.float64(ent & 255), 1 / 256, 176 / 256)
+    r = fma(z, invc, -1.0)  # exact
+    t1 = fma(kd, _LN2_H43, logc)  # exact
+    ar = -0.5 * r
+    ar2 = r * ar
+    hi = (t1 + r) + ar2
+    # t1 + r - r**2/2 - hi, rounded once: hi - t1 and r - (hi - t1) are exact (to
+    # 2**-96 where t1 != 0), and fma adds -r**2/2 exactly.
+    lo = fma(ar, r, r - (hi - t1)) + fma(kd, _LN2_L43, _LOG_TAIL[j])
+    q = fma(ar2, fma(r, -8.0 * _P5, -8.0 * _P4), fma(r, 4.0 * _P3, 4.0 * _P2))
+    q = fma(ar2, q, fma(r, -2.0 * _P1, -2.0 * _P0))  # r * ar2 * q = r**3 (_P0 + ...)
+    return hi, fma(r * ar2, q, lo)
+
+
+# e**(hi + lo) for pow, table-driven: x = hi + lo = (128 k + j) ln2/128 + r with
+# |r| <= ln2/256, e**x = 2**k 2**(j/128) e**r. Each table entry holds the 52 mantissa
+# bits of 2**(j/128) (in [1, 2)) and, in the top 12 bits, the rest of 2**(j/128)
+# relative to it in units of 2**-63 (below 2**-53 in size).
+_EXP_N = 128
+_N_LN2 = 184.6649652337873  # 128 / ln 2
+_LN2N_HI = round(math.log(2) / 128 * 2**42) / 2**42  # 35 bits: k * _LN2N_HI is exact
+with localcontext() as _ctx:
+    _ctx.prec = 40
+    _LN2N_LO = float(Decimal(2).ln() / 128 - Decimal(_LN2N_HI))
+# e**r - 1 = r + r**2 (_C0 + _C1 r) + r**4 (_C2 + _C3 r) on |r| <= 0.002709 (a little
+# more than ln2/256): minimax for the error relative to e**r, doubles (fitted by
+# hybrid_gp/bench/minimax.py), below 2**-65.3.
+_C0, _C1 = 0.4999999999999678, 0.1666666666666814
+_C2, _C3 = 0.04166668085388548, 0.008333332389767993
+_SHIFT_N = _SHIFT + 2046 * 128  # as _SHIFT_K: the low bits are 128 (k + 2046) + j
+
+
+def _exp_table() -> np.ndarray:
+    """2**(j/128) for j < 128 to 40 digits (decimal module), packed as above."""
+    out = np.empty(_EXP_N, dtype=np.int64)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        ln2 = Decimal(2).ln()
+        for j in range(_EXP_N):
+            v = (ln2 * j / _EXP_N).exp()
+            hi = float(v)
+            rest = round((v - Decimal(hi)) / Decimal(hi) * 2**63)  # |rest| <= 1024
+            out[j] = (int(rest) << 52) + (int(np.float64(hi).view(np.int64)) & _MANTISSA)
+    return out
+
+
+_EXP_TABLE = _exp_table()
 
 
 @njit(**_CORE)
-def _log_dd(v):
-    """log(v) as hi + lo with relative error below about 2**-62; v finite, > 0."""
-    tiny = v < _MIN_NORMAL
-    v = v * _TWO52 if tiny else v
-    m, e = _split(v)
-    e = e - 52 if tiny else e
-    j = np.int64((m - _LOG_LO) * 180.0)
-    j = 0 if j < 0 else (_LOG_N - 1 if j > _LOG_N - 1 else j)
-    invc = 180.0 / (127.0 + np.float64(j))  # = _INVC[j], without a gather
-    ph = m * invc
-    pl = fma(m, invc, -ph)  # m * invc = ph + pl exactly
-    rh0 = ph - 1.0  # exact
-    r = rh0 + pl
-    rl = pl - (r - rh0)  # r + rl = m/c - 1 exactly; |r| < 0.004
+def _exp_dd(hi, lo):
+    """e**(hi + lo) for |lo| < 2**-16 |hi|; 0 below -746, inf above 710; NaN in, NaN
+    out."""
+    xc = -746.0 if hi < -746.0 else hi
+    xc = 710.0 if xc > 710.0 else xc
+    lo = lo if xc == hi else 0.0  # clamped: the result is 0 or inf whatever lo is
+    t = fma(xc + lo, _N_LN2, _SHIFT_N)
+    kd = t - _SHIFT_N  # 128 k + j
+    r = fma(-kd, _LN2N_HI, xc)  # exact
+    r = fma(-kd, _LN2N_LO, r) + lo
+    tb = _bits(t)
+    ent = _EXP_TABLE[tb & (_EXP_N - 1)]
     r2 = r * r
-    r2l = fma(r, r, -r2)
-    q = fma(-1 / 8, r, 1 / 7)  # log(1+r) = r - r**2/2 + r**3 * q(r), to r**8
-    q = fma(q, r, -1 / 6)
-    q = fma(q, r, 1 / 5)
-    q = fma(q, r, -1 / 4)
-    q = fma(q, r, 1 / 3)
-    ek = np.float64(e)
-    a1, e1 = _two_sum(ek * _LN2_HI, _LOGC_HI[j])
-    a2, e2 = _two_sum(a1, r)
-    a3, e3 = _two_sum(a2, -0.5 * r2)
-    lo = (e1 + e2 + e3 + ek * _LN2_LO + _LOGC_LO[j] + rl - 0.5 * r2l - r * rl
-          + r2 * r * q)
-    hi = a3 + lo
-    return hi, lo - (hi - a3)
+    u = fma(np.float64(ent >> 52), 2.0**-63, r)  # the table's rest, then e**r - 1
+    u = fma(r2, fma(r, _C1, _C0), u)
+    u = fma(r2 * r2, fma(r, _C3, _C2), u)
+    # 2**(j/128) 2**floor(k/2) from the table's mantissa and the exponent field
+    # (k + 2046) >> 1 = tb >> 8; the result rounds once when multiplied by 2**ceil(k/2).
+    sc = _float((ent & _MANTISSA) + ((tb >> 8) << 52))
+    return fma(sc, u, sc) * _float(((tb >> 7) - (tb >> 8)) << 52)
 
 
 @njit(**_CORE)
 def pow_regular(a, b):
     """|a| ** b where 0 < |a| < inf and b is finite (other lanes: `pow_special`)."""
-    v = abs(np.float64(a))
     bd = np.float64(b)
-    lh, ll = _log_dd(v)
+    lh, ll = _log_dd(abs(np.float64(a)))
     yh = bd * lh
-    yl = fma(bd, lh, -yh) + bd * ll
-    out = _exp_dd(yh, yl)
-    return 1.0 if v == 1.0 else out
+    return _exp_dd(yh, fma(bd, ll, fma(bd, lh, -yh)))
 
 
 @njit(**_CORE)
@@ -409,18 +479,17 @@ def math_block(op, y, nb, where, value):
 def pow_block(a, ao, y, nb, where, value):
     """y[r] = |a[ao + r]| ** y[r] for r < nb (IEEE pow of |a|: 0 ** -1 = inf,
     nan ** 0 = 1). a must not overlap y; value (float64, >= nb) is scratch, where is
-    unused. Zero, inf and NaN arguments get `pow_special` in a second vector pass
-    (the exponents are saved first): no libm calls, no branches in the loops."""
+    unused. Zero, inf and NaN arguments get `pow_special` in a second vector pass,
+    only where the first found any (it saves the exponents in value as it goes): no
+    libm calls, no branches in the loops."""
     wide_vectors()
     x = a[ao:ao + nb]  # sliced first: indexing a[ao + r] keeps the loops scalar
     n_odd = 0
     for r in range(nb):
-        n_odd += not pow_is_regular(x[r], y[r])
-    if n_odd:
-        for r in range(nb):
-            value[r] = y[r]
-    for r in range(nb):
-        y[r] = pow_regular(x[r], y[r])
+        u, w = x[r], y[r]
+        value[r] = w
+        n_odd += not pow_is_regular(u, w)
+        y[r] = pow_regular(u, w)
     if n_odd:
         for r in range(nb):
             u, w = x[r], value[r]
