@@ -318,3 +318,11 @@ def test_batch_stack_depth_is_the_deepest_stack_of_the_reverse_prefix_walk(full)
                 ["x0", "x0 + (x1 * (x0 - x1))", "((x0 - x1) * x1) + x0", "sin(cos(x0))"]]
     assert [compile_batch([p]).depth for p in programs] == [1, 2, 4, 1]
     assert compile_batch(programs).depth == 4
+
+
+def test_batch_stack_depth_matches_its_twin_on_random_batches(rng):
+    """Every opcode's arity, empty batches and programs of one terminal included."""
+    for size in (0, 1, 5, 300):
+        batch = _random_codes(rng, size, 3, max_depth=int(rng.integers(0, 7)))
+        want = ref.batch_stack_depth(batch.codes, batch.code_offsets, oc.ARITY)
+        assert ki.batch_stack_depth(batch.codes, batch.code_offsets, oc.ARITY) == want

@@ -112,3 +112,15 @@ def mse_batch(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
     bad = ~np.all(np.isfinite(outputs), axis=1) | ~np.isfinite(err)
     err[bad] = np.inf
     return err
+
+
+def batch_stack_depth(codes: np.ndarray, code_off: np.ndarray, arity: np.ndarray) -> int:
+    """Twin of interpreter.batch_stack_depth: in the reverse-prefix walk a terminal
+    pushes a slot and an operation of arity a pops a - 1, so the depth after node k is
+    the sum of those changes from k to the end of its program."""
+    if len(codes) == 0:
+        return 1
+    change = np.where(codes < 0, 1, 1 - arity[np.maximum(codes, 0)]).astype(np.int64)
+    suffix = np.append(np.cumsum(change[::-1])[::-1], 0)  # suffix[k] = sum(change[k:])
+    ends = np.repeat(code_off[1:], np.diff(code_off))  # one past each node's program
+    return max(1, int((suffix[:-1] - suffix[ends]).max()))
