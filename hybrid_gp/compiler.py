@@ -97,7 +97,7 @@ def compile_arrays(grammar: Grammar, codes: np.ndarray, code_off: np.ndarray,
     """The batch of programs of one grammar given as flat arrays, as Program codes are
     (primitive positions, -1 constant, -k-2 variable k) with offsets: what a batch
     breeder makes, compiled without a round trip through Programs."""
-    low = int(codes.min()) if len(codes) else 0
+    low = min(int(codes.min()), 0) if len(codes) else 0
     # One gather through a table that maps terminals to themselves and primitive
     # positions to opcodes (half the time of masking the primitives).
     table = np.concatenate([np.arange(low, 0, dtype=np.int32), grammar.opmap])
