@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from .compiler import CompiledBatch, compile_batch
 from .errors import ConfigError, DataError
 from .evaluation import as_features, evaluate_features
 from .kernels import opcodes as oc
+from .kernels.lru import LruTable
 from .kernels.structural import structural_keys
 from .program import Program
 
@@ -59,14 +59,22 @@ def quantise(values: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> 
     return np.where(np.isnan(v), NAN_TOKEN, bits)
 
 
-def fingerprint_rows(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
-                     ) -> list[int]:
-    """One 64-bit key per row of outputs (n_programs, n_probe)."""
+def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
+                      ) -> np.ndarray:
+    """One 64-bit key per row of outputs (n_programs, n_probe), as int64: the first 8
+    bytes of the sha256 of the row's quantised values, little-endian."""
     q = np.ascontiguousarray(quantise(np.atleast_2d(outputs), mantissa_bits))
     data, width = memoryview(q.tobytes()), q.shape[1] * 8  # row k: data[k*width:][:width]
-    sha256, from_bytes = hashlib.sha256, int.from_bytes
-    return [from_bytes(sha256(data[a:a + width]).digest()[:8], "little", signed=True)
-            for a in range(0, len(q) * width, width)]
+    sha256 = hashlib.sha256
+    heads = b"".join([sha256(data[a:a + width]).digest()[:8]
+                      for a in range(0, len(q) * width, width)])
+    return np.frombuffer(heads, dtype="<i8").astype(np.int64)
+
+
+def fingerprint_rows(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
+                     ) -> list[int]:
+    """One 64-bit key per row of outputs (n_programs, n_probe), as Python ints."""
+    return fingerprint_array(outputs, mantissa_bits).tolist()
 
 
 def functional_hash(obj: Program | Callable[[np.ndarray], Any], probe: np.ndarray,
@@ -197,12 +205,6 @@ class CacheStats:
 
 
 @dataclass
-class _Entry:
-    error: float
-    count: int = 1  # evaluations folded into `error` (averaging mode)
-
-
-@dataclass
 class EquivalenceCache:
     """Fitness by function: structural key first, then the probe fingerprint.
 
@@ -211,6 +213,9 @@ class EquivalenceCache:
     probability `forget_p` and re-evaluated), "audit" (a fraction `audit_rate` of hits
     is evaluated anyway; a false merge is a fitness that differs by more than
     `audit_tolerance`, relative). Memory is bounded: least recently used entries go.
+
+    Two array tables (kernels/lru.py) hold the keys: structural key (128 bits) ->
+    functional key, and functional key -> (error, evaluations folded into it).
     """
 
     probe_XT: np.ndarray  # (n_features, n_probe), feature-major
@@ -234,44 +239,58 @@ class EquivalenceCache:
                 raise ConfigError(f"cache {name} must be in [0, 1], got {getattr(self, name)}")
         if self.mode == "audit" and self.audit_rate == 0.0:
             self.audit_rate = 0.05
-        self._structural: OrderedDict[int, int] = OrderedDict()  # 128-bit key -> fk
-        self._functional: OrderedDict[int, _Entry] = OrderedDict()
+        self._structural = LruTable(self.capacity)  # key -> (functional key, unused)
+        self._functional = LruTable(self.capacity)  # (0, key) -> (count, error)
 
     # ---------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Compact state for checkpoints: the tables as arrays, in LRU order."""
         state = {k: v for k, v in self.__dict__.items()
                  if k not in ("_structural", "_functional")}
-        fk = np.fromiter(self._functional.keys(), dtype=np.int64, count=len(self._functional))
-        entries = list(self._functional.values())
-        state["_functional_arrays"] = (
-            fk, np.array([e.error for e in entries], dtype=np.float64),
-            np.array([e.count for e in entries], dtype=np.int64))
-        mask = (1 << 64) - 1
-        keys = list(self._structural.keys())
-        sk = np.array([[k >> 64, k & mask] for k in keys], dtype=np.uint64).reshape(-1, 2)
-        state["_structural_arrays"] = (
-            sk, np.fromiter(self._structural.values(), dtype=np.int64,
-                            count=len(self._structural)))
+        f, s = self._functional, self._structural
+        ids = f.in_order()
+        state["_functional_arrays"] = (f.keys[ids, 1].view(np.int64), f.fvals[ids],
+                                       f.ivals[ids])
+        ids = s.in_order()
+        state["_structural_arrays"] = (s.keys[ids], s.ivals[ids])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         fk, err, count = state.pop("_functional_arrays")
         sk, sv = state.pop("_structural_arrays")
         self.__dict__.update(state)
-        self._functional = OrderedDict(
-            (int(k), _Entry(float(e), int(c))) for k, e, c in zip(fk, err, count, strict=True))
-        self._structural = OrderedDict(
-            (a << 64 | b, v) for (a, b), v in zip(sk.tolist(), sv.tolist(), strict=True))
+        self._functional = LruTable(self.capacity)
+        self._functional.put(np.zeros(len(fk), np.uint64), _words(fk), count, err)
+        self._structural = LruTable(self.capacity)
+        sk = np.asarray(sk, dtype=np.uint64).reshape(-1, 2)
+        self._structural.put(sk[:, 0], sk[:, 1], sv, np.zeros(len(sv)))
 
     # ---------------------------------------------------------------- lookups
     def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> list[int]:
         """Functional keys of a compiled batch: one kernel call on the probe."""
+        return self._fingerprint_array(batch, n_jobs).tolist()
+
+    def _fingerprint_array(self, batch: CompiledBatch, n_jobs: int) -> np.ndarray:
         outputs = evaluate_features(batch, self.probe_XT, n_jobs)
-        return fingerprint_rows(outputs, self.mantissa_bits)
+        return fingerprint_array(outputs, self.mantissa_bits)
 
     def __len__(self) -> int:
         return len(self._functional)
+
+    def items(self) -> list[tuple[int, float, int]]:
+        """(functional key, error, evaluations folded into it), least recently used
+        first."""
+        f = self._functional
+        ids = f.in_order()
+        return list(zip(f.keys[ids, 1].view(np.int64).tolist(), f.fvals[ids].tolist(),
+                        f.ivals[ids].tolist(), strict=True))
+
+    def structures(self) -> list[tuple[int, int]]:
+        """(128-bit structural key, functional key), least recently used first."""
+        s = self._structural
+        ids = s.in_order()
+        return [(a << 64 | b, fk) for (a, b), fk in
+                zip(s.keys[ids].tolist(), s.ivals[ids].tolist(), strict=True)]
 
     def keys_of(self, programs: Sequence[Program], n_jobs: int = 1) -> list[int]:
         """The functional key `score` would give each program, without scoring or
@@ -280,14 +299,13 @@ class EquivalenceCache:
         if not programs:
             return []
         batch = compile_batch(programs)
-        skeys = _table_keys(batch)
-        keys = [self._structural.get(sk) for sk in skeys]
-        unknown = [i for i, k in enumerate(keys) if k is None]
-        if unknown:
-            for i, fk in zip(unknown, self.fingerprints(batch.take(unknown), n_jobs),
-                             strict=True):
-                keys[i] = fk
-        return keys  # type: ignore[return-value]
+        sk = structural_key_array(batch)
+        ids = self._structural.find(sk[:, 0], sk[:, 1])
+        keys = self._structural.ivals[ids]
+        unknown = np.flatnonzero(ids < 0)
+        if len(unknown):
+            keys[unknown] = self._fingerprint_array(batch.take(unknown), n_jobs)
+        return keys.tolist()
 
     def score(self, scorer: Scorer, programs: Sequence[Program],
               max_new: int | None = None, batch: CompiledBatch | None = None
@@ -296,8 +314,9 @@ class EquivalenceCache:
         the hits the mode wants re-checked). At most `max_new` real evaluations;
         programs beyond that stay NaN. `batch`, when given, is `programs` compiled.
 
-        Runs once per generation over hundreds of children: the per-child work is kept
-        to list comprehensions and bound dict methods."""
+        Runs once per generation over hundreds of children: each stage is one call on
+        the whole batch. The tables see the same operations in the same order as an
+        OrderedDict walked child by child would."""
         from .search.scoring import ScoreResult
 
         n = len(programs)
@@ -308,111 +327,109 @@ class EquivalenceCache:
         structural, functional = self._structural, self._functional
         if batch is None:
             batch = compile_batch(programs)
-        skeys = _table_keys(batch)
-        known = [structural.get(sk) for sk in skeys]
-        hits = [i for i, fk in enumerate(known) if fk is not None and fk in functional]
-        pending = [i for i, fk in enumerate(known) if fk is None or fk not in functional]
-        fkeys: list[int] = known  # type: ignore[assignment]  # pending ones filled below
-        touch = structural.move_to_end
-        for i in hits:
-            touch(skeys[i])
+        sk = structural_key_array(batch)
+        s_hi, s_lo = np.ascontiguousarray(sk[:, 0]), np.ascontiguousarray(sk[:, 1])
+        fkeys = np.zeros(n, dtype=np.int64)
+        ids = structural.find(s_hi, s_lo)
+        known = np.flatnonzero(ids >= 0)
+        fkeys[known] = structural.ivals[ids[known]]
+        hits = known[functional.find(_zeros(len(known)), _words(fkeys[known])) >= 0]
+        structural.find(s_hi[hits], s_lo[hits], touch=True)
         self.stats.structural_hits += len(hits)
-        reason: dict[int, str] = {}  # index -> why it is evaluated
-        followers: list[int] = []  # same function as an earlier program of this batch
-        if pending:
-            prints = self.fingerprints(batch.take(pending), scorer.n_jobs)
-            new_functions: set[int] = set()
-            n_structural = len(hits)
-            for i, fk in zip(pending, prints, strict=True):
-                fkeys[i] = fk
-                if fk in functional:
-                    hits.append(i)
-                    self._remember_structure(skeys[i], fk)
-                elif fk in new_functions:
-                    followers.append(i)
-                else:
-                    new_functions.add(fk)
-                    reason[i] = "new"
-            self.stats.functional_hits += len(hits) - n_structural
-        entries = [functional[fkeys[i]] for i in hits]
-        touch = functional.move_to_end
-        for i in hits:
-            touch(fkeys[i])
-        if hits:
-            errors[hits] = [e.error for e in entries]
-        if self.mode != "standard":  # standard mode never re-checks a hit
-            for i, entry in zip(hits, entries, strict=True):
-                why = self._recheck(entry)
-                if why:
-                    reason[i] = why
-        order = [i for i in reason if reason[i] == "new"] + \
-                [i for i in reason if reason[i] != "new"]
+        is_hit = np.zeros(n, dtype=bool)
+        is_hit[hits] = True
+        pending = np.flatnonzero(~is_hit)
+        new = followers = np.empty(0, dtype=np.int64)
+        if len(pending):
+            prints = self._fingerprint_array(batch.take(pending), scorer.n_jobs)
+            fkeys[pending] = prints
+            seen = functional.find(_zeros(len(prints)), _words(prints)) >= 0
+            found = pending[seen]
+            structural.put(s_hi[found], s_lo[found], prints[seen], _zeros(len(found)))
+            unseen = pending[~seen]
+            first = np.zeros(len(unseen), dtype=bool)  # first of its function in the batch
+            first[np.unique(fkeys[unseen], return_index=True)[1]] = True
+            new, followers = unseen[first], unseen[~first]
+            hits = np.concatenate([hits, found])
+            self.stats.functional_hits += len(found)
+        ids = functional.find(_zeros(len(hits)), _words(fkeys[hits]), touch=True)
+        errors[hits] = functional.fvals[ids]
+        order, reasons = new, ["new"] * len(new)
+        if self.mode != "standard" and len(hits):  # standard mode never re-checks a hit
+            why = [self._recheck(int(c)) for c in functional.ivals[ids].tolist()]
+            again = [k for k, w in enumerate(why) if w]
+            order = np.concatenate([new, hits[again]])
+            reasons += [why[k] for k in again]
         chosen = order if max_new is None else order[:max(0, max_new)]
-        for i in order[len(chosen):]:
-            if reason[i] == "new":
-                errors[i] = np.nan  # no budget left to score it
-        if chosen:
+        errors[new[len(chosen):]] = np.nan  # no budget left to score them
+        if len(chosen):
             t0 = time.perf_counter()
-            values = scorer.evaluate_now([programs[i] for i in chosen], batch.take(chosen))
+            values = scorer.evaluate_now([programs[i] for i in chosen.tolist()],
+                                         batch.take(chosen))
             self.stats.evaluation_seconds += time.perf_counter() - t0
             self.stats.evaluations += len(chosen)
-            for i, v in zip(chosen, values.tolist(), strict=True):
-                errors[i] = self._record(reason[i], fkeys[i], v, errors[i])
-                self._remember_structure(skeys[i], fkeys[i])
-        for i in followers:
-            entry = functional.get(fkeys[i])
-            if entry is not None:
-                errors[i] = entry.error
-                self.stats.batch_duplicates += 1
-                self._remember_structure(skeys[i], fkeys[i])
+            errors[chosen] = self._record(reasons[:len(chosen)], fkeys[chosen], values,
+                                          errors[chosen])
+            structural.put(s_hi[chosen], s_lo[chosen], fkeys[chosen], _zeros(len(chosen)))
+        if len(followers):
+            ids = functional.find(_zeros(len(followers)), _words(fkeys[followers]))
+            done = followers[ids >= 0]
+            errors[done] = functional.fvals[ids[ids >= 0]]
+            self.stats.batch_duplicates += len(done)
+            structural.put(s_hi[done], s_lo[done], fkeys[done], _zeros(len(done)))
         n_hits = int(np.count_nonzero(~np.isnan(errors))) - len(chosen)
-        return ScoreResult(errors, len(chosen), n_hits, fkeys)
+        return ScoreResult(errors, len(chosen), n_hits, fkeys.tolist())
 
     # ---------------------------------------------------------------- modes
-    def _recheck(self, entry: _Entry) -> str | None:
-        """Whether the mode wants this hit evaluated anyway, and why."""
+    def _recheck(self, count: int) -> str | None:
+        """Whether the mode wants a hit (of an entry averaging `count` evaluations)
+        evaluated anyway, and why."""
         if self.mode == "audit" and self.rng.random() < self.audit_rate:
             return "audit"
         if self.mode == "forgetful" and self.rng.random() < self.forget_p:
             return "forget"
-        if self.mode == "averaging" and entry.count < self.average_k:
+        if self.mode == "averaging" and count < self.average_k:
             return "average"
         return None
 
-    def _record(self, why: str, fk: int, value: float, cached: float) -> float:
-        """Store one real evaluation; return the error to report for that program."""
-        if why == "audit":
-            self.stats.audited += 1
-            if not _close(cached, value, self.audit_tolerance):
-                self.stats.false_merges += 1
-            return value
-        if why == "average":
-            entry = self._functional.get(fk)
-            if entry is None:  # evicted by this very batch: start its mean afresh
-                entry = self._functional[fk] = _Entry(value, 0)
-            entry.error += (value - entry.error) / (entry.count + 1)
-            entry.count += 1
-            self.stats.averaged += 1
-            return entry.error
-        if why == "forget":
-            self.stats.forgotten += 1
-        self._functional[fk] = _Entry(value)
-        self._functional.move_to_end(fk)
-        while len(self._functional) > self.capacity:
-            self._functional.popitem(last=False)
-            self.stats.evicted += 1
-        return value
+    def _record(self, reasons: list[str], fkeys: np.ndarray, values: np.ndarray,
+                cached: np.ndarray) -> np.ndarray:
+        """Store real evaluations, in order; return the errors to report for them."""
+        table = self._functional
+        if all(why == "new" for why in reasons):  # standard mode: one call
+            self.stats.evicted += table.put(_zeros(len(fkeys)), _words(fkeys),
+                                            np.ones(len(fkeys), dtype=np.int64), values)
+            return values
+        out = np.array(values, dtype=np.float64)
+        for k, (why, fk, value) in enumerate(zip(reasons, fkeys.tolist(), values.tolist(),
+                                                 strict=True)):
+            key = _words(np.array([fk], dtype=np.int64))
+            if why == "audit":
+                self.stats.audited += 1
+                if not _close(float(cached[k]), value, self.audit_tolerance):
+                    self.stats.false_merges += 1
+            elif why == "average":
+                e = table.find(_zeros(1), key)[0]
+                mean, count = (value, 0) if e < 0 else (table.fvals[e], table.ivals[e])
+                mean += (value - mean) / (count + 1)  # e < 0: evicted by this very batch
+                self.stats.evicted += table.put(_zeros(1), key, [count + 1], [mean],
+                                                touch=False)
+                self.stats.averaged += 1
+                out[k] = mean
+            else:  # "new" or "forget": a fresh entry, the most recent
+                self.stats.forgotten += why == "forget"
+                self.stats.evicted += table.put(_zeros(1), key, [1], [value])
+        return out
 
-    def _remember_structure(self, sk: int, fk: int) -> None:
-        self._structural[sk] = fk
-        self._structural.move_to_end(sk)
-        while len(self._structural) > self.capacity:
-            self._structural.popitem(last=False)
+
+def _zeros(n: int) -> np.ndarray:
+    """The first words of n 64-bit keys."""
+    return np.zeros(n, dtype=np.uint64)
 
 
-def _table_keys(batch: CompiledBatch) -> list[int]:
-    """The structural keys of a batch as the 128-bit ints the structural table holds."""
-    return [a << 64 | b for a, b in structural_key_array(batch).tolist()]
+def _words(keys: np.ndarray) -> np.ndarray:
+    """int64 keys as the uint64 second words of the tables' keys."""
+    return np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64)
 
 
 def _close(a: float, b: float, rtol: float) -> bool:

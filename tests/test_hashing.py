@@ -492,22 +492,20 @@ def test_pickling_a_cache_keeps_its_tables_and_lru_order(problem):
     cache.score(scorer, progs)
     cache.score(scorer, [progs[2]])
     copy = pickle.loads(pickle.dumps(cache))
-    assert list(copy._functional) == list(cache._functional)
-    assert [(e.error, e.count) for e in copy._functional.values()] == \
-        [(e.error, e.count) for e in cache._functional.values()]
-    assert list(copy._structural.items()) == list(cache._structural.items())
+    assert len(cache) == 4 and copy.items() == cache.items()
+    assert copy.structures() == cache.structures()
     assert copy.stats == cache.stats and np.array_equal(copy.probe_XT, cache.probe_XT)
     scorer2 = Scorer(problem, 1, copy)
     for c, s in ((cache, scorer), (copy, scorer2)):  # both evict the same entry next
         c.score(s, [P("sin(x0)")])
-    assert list(copy._functional) == list(cache._functional)
+    assert copy.items() == cache.items()
     assert copy.score(scorer2, progs).evaluated == cache.score(scorer, progs).evaluated
 
 
 def test_an_empty_cache_pickles():
     cache = EquivalenceCache(np.zeros((1, 4)))
     copy = pickle.loads(pickle.dumps(cache))
-    assert len(copy) == 0 and not copy._structural
+    assert len(copy) == 0 and not copy.structures()
 
 
 @pytest.mark.parametrize("kw, field_name", [

@@ -55,7 +55,13 @@ def compile_group(group: str) -> None:
         batch = compile_batch(programs)
         hg.evaluate(programs, problem.train.X)
         problem.error(batch)
-        structural_key_array(batch)
+        from hybrid_gp.kernels.lru import LruTable
+
+        keys = structural_key_array(batch)
+        table = LruTable(4)
+        table.put(keys[:, 0], keys[:, 1], np.arange(8), np.zeros(8))
+        table.find(keys[:, 0], keys[:, 1], touch=True)
+        table.in_order()
     elif group == "variation":
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
         from hybrid_gp.search.selection import lexicase, nsga2_ranks, nsga2_survivors
