@@ -473,6 +473,8 @@ def test_averaging_with_a_small_capacity_scores_a_batch_of_hits_and_new_function
     cache.score(scorer, [P("x0")])
     res = cache.score(scorer, [P("x0"), P("x1")])
     assert np.all(np.isfinite(res.errors))
+    # x1 (new) evicted x0, whose averaged entry then came back and evicted x1
+    assert len(cache) == 1 and cache.stats.evicted == 2
 
 
 def test_max_new_caps_real_evaluations_and_leaves_the_rest_nan(problem):
