@@ -126,6 +126,14 @@ class Problem:
         """The second objective of the Pareto front (here: the number of nodes)."""
         return float(program.size)
 
+    def complexities(self, programs: Sequence[Program]) -> np.ndarray:
+        """`complexity` of each program as float64; node counts in one pass when the
+        complexity is the node count (a generation asks for hundreds)."""
+        n = len(programs)
+        if type(self).complexity is Problem.complexity:
+            return np.fromiter((len(p.codes) for p in programs), np.float64, n)
+        return np.fromiter((self.complexity(p) for p in programs), np.float64, n)
+
     def baselines(self) -> dict[str, float]:
         """Named reference scores in the units of `error` (on the test data when there
         is some), for reports to print beside a run's result. None for regression."""

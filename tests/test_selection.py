@@ -212,3 +212,38 @@ def test_case_epsilon_is_the_median_absolute_deviation():
     eps = sel.case_epsilon(cases)
     # column 0: median 3, deviations 2, 1, 1, 7 -> 1.5; column 1: finite 0, 0 -> 0
     assert eps.tolist() == [1.5, 0.0]
+
+
+# ---------------------------------------------------------------------- archive
+
+
+def _archive_one_by_one(batches) -> tuple:
+    """The archive's rule applied a program at a time, in order."""
+    table, best = {}, (np.inf, None, np.inf)
+    for programs, errors, comp in batches:
+        for p, e, c in zip(programs, errors, comp, strict=True):
+            if not e < np.inf:
+                continue
+            if c not in table or e < table[c][0]:
+                table[c] = (e, p)
+            if e < best[0] or (e == best[0] and c < best[2]):
+                best = (e, p, c)
+    return table, best
+
+
+@SOME
+@given(st.lists(POINTS, min_size=1, max_size=4))
+def test_the_archive_keeps_what_a_pass_in_order_keeps(batches):
+    from hybrid_gp.search.archive import Archive
+
+    archive, named, improved = Archive(), [], []
+    for k, points in enumerate(batches):
+        err, comp = arrays(points)
+        programs = [f"batch {k} program {i}" for i in range(len(err))]  # ties stay apart
+        named.append((programs, err, comp))
+        before = (archive.best_error, archive.best_complexity)
+        changed = archive.update(programs, err, comp)
+        improved.append(changed == ((archive.best_error, archive.best_complexity) != before))
+    table, (e, p, c) = _archive_one_by_one(named)
+    assert archive.by_complexity == table and all(improved)
+    assert (archive.best_error, archive.best, archive.best_complexity) == (e, p, c)

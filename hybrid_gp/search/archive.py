@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..program import Program
 
 
@@ -21,24 +23,35 @@ class Archive:
 
     def update(self, programs: Sequence[Program], errors: Sequence[float],
                complexity: Sequence[float]) -> bool:
-        """Add scored programs; True if the best program changed."""
-        improved = False
+        """Add scored programs; True if the best program changed. Among equal programs
+        by (error, complexity) the first one counts, as in a pass in order; only each
+        complexity's best of the batch reaches the Python table."""
+        err = np.asarray(errors, dtype=np.float64)
+        comp = np.asarray(complexity, dtype=np.float64)
+        ok = np.flatnonzero(err < math.inf)  # inf and NaN never enter
+        if not len(ok):
+            return False
+        order = ok[np.lexsort((err[ok], comp[ok]))]  # by complexity, then error; stable
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = comp[order[1:]] != comp[order[:-1]]
         table = self.by_complexity
-        for p, e, c in zip(programs, errors, complexity, strict=True):
-            if not e < math.inf:  # inf and NaN never enter
-                continue
+        for i, e, c in zip(order[first].tolist(), err[order[first]].tolist(),
+                           comp[order[first]].tolist(), strict=True):
             old = table.get(c)
             if old is None or e < old[0]:
-                table[c] = (e, p)
-            if e < self.best_error or (e == self.best_error and c < self.best_complexity):
-                self.best_error, self.best, self.best_complexity = e, p, c
-                improved = True
-        return improved
+                table[c] = (e, programs[i])
+        top = int(ok[np.lexsort((comp[ok], err[ok]))[0]])  # by error, then complexity
+        e, c = float(err[top]), float(comp[top])
+        if e < self.best_error or (e == self.best_error and c < self.best_complexity):
+            self.best_error, self.best, self.best_complexity = e, programs[top], c
+            return True
+        return False
 
     def merge(self, other: Archive) -> None:
         """Take in another archive's entries (islands' archives at a barrier)."""
-        for c, (e, p) in sorted(other.by_complexity.items()):
-            self.update([p], [e], [c])
+        items = sorted(other.by_complexity.items())
+        self.update([p for _, (_, p) in items], [e for _, (e, _) in items],
+                    [c for c, _ in items])
 
     def pareto_front(self) -> list[tuple[float, float, Program]]:
         """(complexity, error, program), simplest first; each strictly more accurate

@@ -64,22 +64,28 @@ class Genealogy:
 
     def credit_children(self, operators: list[str], parent_errors: Iterable[float],
                         child_errors: Iterable[float]) -> None:
-        """Count each child towards its operator (vectorised per operator)."""
+        """Count each child towards its operator (operators as small ints, counted by
+        bincount)."""
         if not operators:
             return
-        ops = np.asarray(operators)
+        index: dict[str, int] = {}
+        codes = np.array([index.setdefault(op, len(index)) for op in operators],
+                         dtype=np.int64)
         pe = np.asarray(parent_errors, dtype=np.float64)
         ce = np.asarray(child_errors, dtype=np.float64)
         better = ce < pe
         with np.errstate(all="ignore"):
             gain = np.where(np.isfinite(pe) & (pe > 0), (pe - ce) / pe, 1.0)
         gain = np.where(better, gain, 0.0)
-        for op in np.unique(ops).tolist():
-            mask = ops == op
+        n = len(index)
+        children = np.bincount(codes, minlength=n).tolist()
+        improved = np.bincount(codes[better], minlength=n).tolist()
+        for op in sorted(index):  # the order the credit table first met them in
             c = self.credit.setdefault(op, OperatorCredit())
-            c.children += int(mask.sum())
-            c.improved += int(better[mask].sum())
-            c.gain += float(gain[mask].sum())
+            k = index[op]
+            c.children += children[k]
+            c.improved += improved[k]
+            c.gain += float(gain[codes == k].sum())  # numpy's pairwise sum, as before
 
     def merge(self, other: Genealogy) -> None:
         """Append another island's records (used at barriers, in island order)."""

@@ -120,7 +120,7 @@ def score_programs(island: Island, problem: Problem, programs: list[Program],
     c.cache_hits += result.cache_hits
     kept = [programs[i] for i in keep]
     return Population(kept, result.errors[keep],
-                      np.array([problem.complexity(p) for p in kept], dtype=np.float64),
+                      problem.complexities(kept),
                       [result.keys[i] for i in keep], np.empty(len(keep), dtype=np.int64))
 
 
@@ -176,7 +176,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     c.children += len(keep)
     programs = [brood.children[i] for i in keep]
     children = Population(programs, scored.errors[keep],
-                          np.array([problem.complexity(p) for p in programs], dtype=np.float64),
+                          problem.complexities(programs),
                           [scored.keys[i] for i in keep], island.new_ids(len(keep)))
     operators = [brood.operators[i] for i in keep]
     n_parents = np.fromiter((len(p) for p in brood.parents), dtype=np.int64,
@@ -195,7 +195,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         nxt = pop.take(order[:elites]) + children
         if len(nxt) < s.population_size:  # the budget cut the batch short
             nxt = nxt + pop.take(order[elites:elites + s.population_size - len(nxt)])
-    _record_entrants(island, pop, nxt, children, operators, parents)
+    _record_entrants(island, nxt, children, operators, parents)
     island.population = nxt
     island.archive.update(children.programs, children.errors, children.complexity)
     if s.restart_after:
@@ -323,7 +323,7 @@ def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: Variation
         return
     programs = [fresh[i] for i in keep]
     new = Population(programs, scored.errors[keep],
-                     np.array([problem.complexity(p) for p in programs], dtype=np.float64),
+                     problem.complexities(programs),
                      [scored.keys[i] for i in keep], island.new_ids(len(keep)))
     island.genealogy.record(new.ids, island.generation, island.index,
                             ["restart"] * len(new), [()] * len(new), new.errors)
@@ -392,14 +392,16 @@ class _ParentIds:
         return tuple(int(self.ids[j]) for j in self.parents[self.keep[k]])
 
 
-def _record_entrants(island: Island, old: Population, new: Population,
-                     children: Population, operators: list[str],
+def _record_entrants(island: Island, new: Population, children: Population, operators: list[str],
                      parents: _ParentIds) -> None:
     """Add to the genealogy the children that made it into the new population."""
-    entered = set(new.ids.tolist()) - set(old.ids.tolist())
-    if not entered:
+    # Children's ids are fresh (island.new_ids: ascending, in no older population), so
+    # the entrants are the children whose id is in the new population.
+    kids = children.ids
+    at = np.minimum(np.searchsorted(kids, new.ids), max(len(kids) - 1, 0))
+    rows = np.unique(at[kids[at] == new.ids]).tolist() if len(kids) else []
+    if not rows:
         return
-    rows = [k for k, i in enumerate(children.ids.tolist()) if i in entered]
     island.genealogy.record(children.ids[rows], island.generation, island.index,
                             [operators[k] for k in rows], [parents[k] for k in rows],
                             children.errors[rows])
