@@ -396,7 +396,7 @@ class EquivalenceCache:
                 cached: np.ndarray) -> np.ndarray:
         """Store real evaluations, in order; return the errors to report for them."""
         table = self._functional
-        if all(why == "new" for why in reasons):  # standard mode: one call
+        if all(why == "new" for why in reasons):  # no hit re-checked (standard mode): one call
             self.stats.evicted += table.put(_zeros(len(fkeys)), _words(fkeys),
                                             np.ones(len(fkeys), dtype=np.int64), values)
             return values
