@@ -23,7 +23,7 @@ def stable_rows(p: Program, X: np.ndarray, delta: float = 1e-12) -> np.ndarray:
     """Rows with a finite kernel output that barely moves under tiny perturbations and
     where no intermediate result underflowed."""
     base = p.evaluate(X)
-    ok = np.isfinite(base) & ~underflow_rows(p, X)
+    ok = np.isfinite(base) & ~underflow_rows(p, X) & ~infinite_rows(p, X)
     for sx, sc in itertools.product((1 + delta, 1 - delta), repeat=2):
         moved = with_constants(p, [c * sc for c in p.consts]).evaluate(X * sx)
         ok &= np.isclose(moved, base, rtol=1e-7, atol=1e-9)
@@ -50,6 +50,18 @@ def underflow_rows(p: Program, X: np.ndarray) -> np.ndarray:
         inputs_nonzero = np.all([np.isfinite(v) & (v != 0) for v in children], axis=0)
         tiny = np.abs(values[i]) < np.finfo(np.float64).tiny
         flagged |= inputs_nonzero & tiny
+    return flagged
+
+
+def infinite_rows(p: Program, X: np.ndarray) -> np.ndarray:
+    """Rows where some subtree is infinite although the whole is finite. A sympy reading
+    may take such a value another way round: exp(x0) ** x0 ** x2 at x0 = 0, x2 = -2 is
+    1 ** inf = 1 in IEEE arithmetic, but sympy writes it exp(x0 * |x0| ** x2), which is
+    exp(0 * inf) = NaN."""
+    flagged = np.zeros(len(X), dtype=bool)
+    with np.errstate(all="ignore"):
+        for i in range(1, p.size):
+            flagged |= np.isinf(p.subtree(i).evaluate(X))
     return flagged
 
 
