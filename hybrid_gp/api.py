@@ -32,7 +32,7 @@ from .runlog import (
     truncate_events,
     write_genealogy,
 )
-from .search.engine import Engine, Settings
+from .search.engine import CACHE_CLOCK, Engine, Settings
 
 
 @dataclass
@@ -178,8 +178,12 @@ def run_config(config: RunConfig, problem: Problem | None = None,
             raise RunInterrupted(f"stopped at generation {engine.state.generation}; the "
                                  f"checkpoint is saved: `hybrid-gp resume {log.dir}` goes on")
         result = _result(engine, reason, log)
+        clock = {"wall_seconds": result.stats["wall_seconds"]}
+        cache = result.stats.get("cache") or {}
+        if cache:
+            clock["cache"] = {k: cache[k] for k in CACHE_CLOCK}
         emit({"event": "end", "stop_reason": reason, **_stable_stats(result.stats),
-              "clock": {"wall_seconds": result.stats["wall_seconds"]}})
+              "clock": clock})
         if log is not None:
             _write_outputs(engine, result, log)
         return result
@@ -243,7 +247,10 @@ _SESSION_STATS = ("wall_seconds", "evaluations_per_second", "llm_resent")
 def _stable_stats(stats: dict[str, Any]) -> dict[str, Any]:
     """The stats that depend on neither the wall clock nor how often the run was
     interrupted (requests sent again after a resume)."""
-    return {k: v for k, v in stats.items() if k not in _SESSION_STATS}
+    stable = {k: v for k, v in stats.items() if k not in _SESSION_STATS}
+    if stable.get("cache"):
+        stable["cache"] = {k: v for k, v in stable["cache"].items() if k not in CACHE_CLOCK}
+    return stable
 
 
 def _write_outputs(engine: Engine, result: RunResult, log: RunLog) -> None:

@@ -482,6 +482,11 @@ def _budget_table(run: RunData) -> str:
             ("wall time", _of(None if seconds is None else f"{seconds:.1f} s",
                               None if time_budget is None else f"{time_budget:g} s")),
             ("cache hit rate", _cache_text(run))]
+    spent = ((run.end or {}).get("clock") or {}).get("cache")
+    if spent:
+        rows.append(("cache time", f"about {spent['seconds_saved']:.2f} s of evaluation "
+                                   f"saved; {spent['hash_seconds']:.2f} s spent hashing and "
+                                   f"looking up"))
     return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 

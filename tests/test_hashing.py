@@ -527,6 +527,10 @@ def test_cache_stats_add_up(problem):
     assert s.hits == s.structural_hits + s.functional_hits + s.batch_duplicates
     assert s.hits + s.evaluations == s.lookups
     assert s.as_dict()["hit_rate"] == pytest.approx(s.hits / s.lookups, abs=1e-6)
+    clock = s.clock_dict()
+    assert clock["evaluation_seconds"] > 0 and clock["hash_seconds"] > 0
+    assert s.seconds_saved == pytest.approx(s.hits * s.evaluation_seconds / s.evaluations)
+    assert not set(clock) & set(s.as_dict())  # wall-clock numbers stay apart
 
 
 def test_keys_of_gives_the_keys_score_gives_and_counts_nothing(problem):

@@ -100,6 +100,8 @@ def test_the_summary_numbers_are_the_run_stats(finished):
     cache = stats["cache"]
     assert (f"| cache hit rate | {cache['hit_rate']:.1%} ({cache['hits']} hits of "
             f"{cache['lookups']} lookups) |") in summary
+    assert (f"| cache time | about {cache['seconds_saved']:.2f} s of evaluation saved; "
+            f"{cache['hash_seconds']:.2f} s spent hashing and looking up |") in summary
     assert f"train error (mse): {res.best_error:.6g}" in summary
     assert f"as evolved: `{res.best}`" in summary
     assert f"`{readable_sympy(res.best)}`" in summary

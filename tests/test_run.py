@@ -62,6 +62,19 @@ def test_stats_report_what_the_run_spent(twin_runs):
     assert end["event"] == "end" and end["evaluations"] == stats["evaluations"]
 
 
+def test_the_cache_reports_the_time_it_saved_and_cost(twin_runs):
+    a, _ = twin_runs
+    cache = a.stats["cache"]
+    assert cache["hits"] > 0 and cache["evaluation_seconds"] > 0 and cache["hash_seconds"] > 0
+    per_evaluation = cache["evaluation_seconds"] / a.stats["evaluations"]  # one island
+    assert cache["seconds_saved"] == pytest.approx(cache["hits"] * per_evaluation, rel=1e-3)
+    end = json.loads((a.out_dir / "events.jsonl").read_text().splitlines()[-1])
+    assert end["clock"]["cache"] == {k: cache[k] for k in
+                                     ("evaluation_seconds", "seconds_saved", "hash_seconds")}
+    assert not {"evaluation_seconds", "seconds_saved", "hash_seconds"} & set(end["cache"])
+    assert end["cache"] == {k: v for k, v in cache.items() if k not in end["clock"]["cache"]}
+
+
 def test_the_run_result_matches_its_files(twin_runs):
     a, _ = twin_runs
     assert (a.out_dir / "best.txt").read_text().splitlines()[0] == str(a.best)

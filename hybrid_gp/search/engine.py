@@ -476,11 +476,13 @@ class Engine:
         for island in st.islands:
             c = island.scorer.cache
             if c is not None:
-                for key, value in c.stats.as_dict().items():
+                for key, value in (c.stats.as_dict() | c.stats.clock_dict()).items():
                     if key != "hit_rate":
                         cache[key] = cache.get(key, 0) + value
         if cache:
             cache["hit_rate"] = cache["hits"] / cache["lookups"] if cache["lookups"] else 0.0
+            for key in CACHE_CLOCK:
+                cache[key] = round(cache[key], 6)
         llm = {"llm_calls": 0, "llm_tokens": 0, "llm_failures": 0}
         if self.llm_bridge is not None:
             llm.update(self.llm_bridge.stats(st.llm))
@@ -500,6 +502,11 @@ class Engine:
             "wall_seconds": t,
             "evaluations_per_second": st.evaluations / t if t > 0 else math.nan,
         }
+
+
+#: The cache's wall-clock numbers in res.stats["cache"] (CacheStats.clock_dict): in
+#: events.jsonl they sit under the end event's "clock".
+CACHE_CLOCK = ("evaluation_seconds", "seconds_saved", "hash_seconds")
 
 
 def build_cache(config: RunConfig, problem: Problem, island: int = 0,
