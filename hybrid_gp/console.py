@@ -83,6 +83,11 @@ def print_result(result: Any) -> None:
         print("  variables: " + ", ".join(f"x{k} = {v}" for k, v in enumerate(p.variables)))
     for name, value in p.baselines().items():
         print(f"  baseline {name}: {value:.4g}")
+    cache = s.get("cache")
+    if cache and cache.get("lookups"):
+        print(f"  cache: {cache['hits']:,} of {cache['lookups']:,} programs scored were hits "
+              f"({cache['hit_rate']:.1%}); evaluation time saved about "
+              f"{cache['seconds_saved']:.2g} s, hashing cost {cache['hash_seconds']:.2g} s")
     if result.out_dir is not None:
         print(f"  run directory: {result.out_dir}")
 

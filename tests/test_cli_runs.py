@@ -33,6 +33,7 @@ def test_a_batch_resume_reads_finished_seeds_back_and_runs_the_missing_ones(tmp_
     printed = capsys.readouterr().out
     assert "nguyen-5 seed 0: finished earlier" in printed
     assert "nguyen-5 seed 1: stopped by max_evaluations" in printed
+    assert "evaluation time saved about" in printed  # what the cache saved and cost
     assert "2 runs: median train error" in printed
     assert (out / "seed1" / "best.txt").read_text() == seed1
 
