@@ -269,17 +269,14 @@ class EquivalenceCache:
         sk, sv = state.pop("_structural_arrays")
         self.__dict__.update(state)
         self._functional = LruTable(self.capacity)
-        self._functional.put(np.zeros(len(fk), np.uint64), _words(fk), count, err)
+        self._functional.put(_zeros(len(fk)), _words(fk), count, err)
         self._structural = LruTable(self.capacity)
         sk = np.asarray(sk, dtype=np.uint64).reshape(-1, 2)
         self._structural.put(sk[:, 0], sk[:, 1], sv, np.zeros(len(sv)))
 
     # ---------------------------------------------------------------- lookups
-    def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> list[int]:
-        """Functional keys of a compiled batch: one kernel call on the probe."""
-        return self._fingerprint_array(batch, n_jobs).tolist()
-
-    def _fingerprint_array(self, batch: CompiledBatch, n_jobs: int) -> np.ndarray:
+    def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
+        """Functional keys (int64) of a compiled batch: one kernel call on the probe."""
         outputs = evaluate_features(batch, self.probe_XT, n_jobs)
         return fingerprint_array(outputs, self.mantissa_bits)
 
@@ -314,7 +311,7 @@ class EquivalenceCache:
         keys = self._structural.ivals[ids]
         unknown = np.flatnonzero(ids < 0)
         if len(unknown):
-            keys[unknown] = self._fingerprint_array(batch.take(unknown), n_jobs)
+            keys[unknown] = self.fingerprints(batch.take(unknown), n_jobs)
         self.stats.hash_seconds += time.perf_counter() - start
         return keys.tolist()
 
@@ -353,7 +350,7 @@ class EquivalenceCache:
         pending = np.flatnonzero(~is_hit)
         new = followers = np.empty(0, dtype=np.int64)
         if len(pending):
-            prints = self._fingerprint_array(batch.take(pending), scorer.n_jobs)
+            prints = self.fingerprints(batch.take(pending), scorer.n_jobs)
             fkeys[pending] = prints
             seen = functional.find(_zeros(len(prints)), _words(prints)) >= 0
             found = pending[seen]
