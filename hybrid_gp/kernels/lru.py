@@ -172,17 +172,21 @@ class LruTable:
             raise ValueError(f"an LRU table needs a capacity >= 1, got {capacity}")
         self.capacity = int(capacity)
         self.meta = np.array([0, -1, -1, self.capacity], dtype=np.int64)
-        pool = min(self.capacity, initial)
-        self.keys = np.zeros((pool, 2), dtype=np.uint64)
-        self.ivals = np.zeros(pool, dtype=np.int64)
-        self.fvals = np.zeros(pool, dtype=np.float64)
-        self.prev = np.full(pool, -1, dtype=np.int64)
-        self.next = np.full(pool, -1, dtype=np.int64)
-        self._index_for(pool)
+        self._resize(min(self.capacity, initial))
 
-    def _index_for(self, pool: int) -> None:
-        """A fresh index, a power of two at least twice the pool, holding the live
-        entries."""
+    def _resize(self, pool: int) -> None:
+        """Pool arrays for `pool` entries, the live ones kept, and a fresh index (a
+        power of two at least twice the pool) holding them."""
+        size = len(self)
+        for name, dtype, fill, width in (("keys", np.uint64, 0, (2,)),
+                                         ("ivals", np.int64, 0, ()),
+                                         ("fvals", np.float64, 0, ()),
+                                         ("prev", np.int64, -1, ()),
+                                         ("next", np.int64, -1, ())):
+            new = np.full((pool, *width), fill, dtype=dtype)
+            if size:
+                new[:size] = getattr(self, name)[:size]
+            setattr(self, name, new)
         self.index = np.full(1 << int(2 * pool - 1).bit_length(), -1, dtype=np.int64)
         reindex(self.index, self.keys, self.meta[SIZE])
 
@@ -190,16 +194,8 @@ class LruTable:
         """Grow the pool (doubling, up to the capacity) so n_new more keys fit."""
         pool = len(self.keys)
         need = min(self.capacity, len(self) + n_new)
-        if need <= pool:
-            return
-        pool = min(self.capacity, max(need, 2 * pool))
-        for name in ("keys", "ivals", "fvals", "prev", "next"):
-            old = getattr(self, name)
-            new = np.full((pool, *old.shape[1:]), -1 if name in ("prev", "next") else 0,
-                          dtype=old.dtype)
-            new[:len(old)] = old
-            setattr(self, name, new)
-        self._index_for(pool)
+        if need > pool:
+            self._resize(min(self.capacity, max(need, 2 * pool)))
 
     def __len__(self) -> int:
         return int(self.meta[SIZE])
