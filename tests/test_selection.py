@@ -108,6 +108,31 @@ def test_crowding_gives_the_ends_of_each_front_infinite_distance():
 
 
 @SOME
+@given(POINTS)
+def test_nsga2_order_kernel_equals_its_twin(points):
+    err, comp = arrays(points)
+    assert sel.nsga2_order(err, comp).tolist() == sel.nsga2_order_reference(err, comp).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(33, 120), st.integers(1, 3))
+def test_nsga2_order_sorts_large_fronts_of_ties_like_its_twin(n, kinds):
+    """Fronts over 32 points (a long staircase, many equal points, inf and NaN errors)
+    take the mergesort path."""
+    rng = np.random.default_rng(n * 10 + kinds)
+    stairs = rng.permutation(n).astype(np.float64)  # n points, none dominating another
+    ties = rng.choice([1.0, np.inf, np.nan][:kinds], n)
+    err = np.concatenate([stairs, ties])
+    comp = np.concatenate([n - stairs, rng.integers(1, 3, n).astype(np.float64)])
+    order = rng.permutation(2 * n)
+    err, comp = err[order], comp[order]
+    assert sel.nsga2_order(err, comp).tolist() == sel.nsga2_order_reference(err, comp).tolist()
+    np.testing.assert_array_equal(sel.crowding(err, comp, sel.nondominated_fronts(err, comp)),
+                                  sel.crowding_reference(err, comp,
+                                                         sel.nondominated_fronts(err, comp)))
+
+
+@SOME
 @given(POINTS, st.integers(1, 60))
 def test_nsga2_survivors_keep_whole_fronts_first(points, mu):
     err, comp = arrays(points)

@@ -69,9 +69,15 @@ def nondominated_fronts(errors: np.ndarray, complexity: np.ndarray) -> np.ndarra
     """Front number of each point (0 = non-dominated) for minimising both objectives.
     Points equal in both objectives share a front; inf errors are allowed. One Numba
     sweep; `nondominated_fronts_reference` is its numpy twin."""
+    return _sweep(errors, complexity)[1]
+
+
+def _sweep(errors: np.ndarray, complexity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the (complexity, error, index) order, the front of each point)."""
     err = np.where(np.isnan(errors), np.inf, errors).astype(np.float64)
     comp = np.asarray(complexity, dtype=np.float64)
-    return _fronts_2d(err, comp, np.lexsort((err, comp)))
+    order = np.lexsort((err, comp))
+    return order, _fronts_2d(err, comp, order)
 
 
 def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
@@ -99,39 +105,104 @@ def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) ->
 
 
 @njit(cache=True, nogil=True)
-def _crowding_runs(values, order, front, dist):
-    """Add one objective's crowding terms: `order` sorts by (front, value)."""
-    n = order.shape[0]
-    start = 0
-    while start < n:
-        f = front[order[start]]
-        end = start
-        while end < n and front[order[end]] == f:
-            end += 1
-        size = end - start
-        if size <= 2:
-            for k in range(start, end):
-                dist[order[k]] = np.inf
+def _before(a, ia, b, ib):
+    """Whether (a, index ia) sorts before (b, index ib): by value, NaN last as numpy
+    sorts, then by index (what a stable sort of an index-ordered list gives)."""
+    if a == b or (a != a and b != b):
+        return ia < ib
+    if a != a:
+        return False
+    if b != b:
+        return True
+    return a < b
+
+
+@njit(cache=True, nogil=True)
+def _sort_by(members, key, out):
+    """out = members sorted by (key[i], i). Fronts are small, so insertion sort; a large
+    one (ties, inf errors) takes a stable mergesort of its index-ordered members."""
+    m = members.shape[0]
+    if m > 32:
+        ordered = np.sort(members)
+        by = np.argsort(key[ordered], kind="mergesort")
+        for k in range(m):
+            out[k] = ordered[by[k]]
+        return
+    for k in range(m):
+        x = members[k]
+        j = k
+        while j > 0 and _before(key[x], x, key[out[j - 1]], out[j - 1]):
+            out[j] = out[j - 1]
+            j -= 1
+        out[j] = x
+
+
+@njit(cache=True, nogil=True)
+def _add_crowding(values, members, by_value, dist):
+    """Add one objective's crowding terms to the points of one front (size > 2)."""
+    m = members.shape[0]
+    _sort_by(members, values, by_value)
+    lo, hi = values[by_value[0]], values[by_value[m - 1]]
+    span = hi - lo
+    dist[by_value[0]] = np.inf
+    dist[by_value[m - 1]] = np.inf
+    if span > 0 and np.isfinite(span):
+        for k in range(1, m - 1):
+            dist[by_value[k]] += (values[by_value[k + 1]] - values[by_value[k - 1]]) / span
+
+
+@njit(cache=True, nogil=True)
+def _crowding_and_order(err, comp, front, sweep):
+    """Crowding distance of every point within its front (inf at the front's ends, non-
+    finite errors as the largest float), and all points ordered by (front, larger
+    distance, index). One pass per front: NSGA-II's survivors and tournament ranks
+    without the per-objective lexsorts of the whole pool. `sweep` lists the points in
+    any order; in `_sweep`'s (complexity, error) order a front's points come sorted by
+    complexity and reversed by error (within a front, equal in one objective means
+    equal in both), which makes the sorts here nearly free."""
+    n = front.shape[0]
+    n_fronts = 0
+    for i in range(n):
+        n_fronts = max(n_fronts, front[i] + 1)
+    start = np.zeros(n_fronts + 1, dtype=np.int64)
+    for i in range(n):
+        start[front[i] + 1] += 1
+    for f in range(n_fronts):
+        start[f + 1] += start[f]
+    members = np.empty(n, dtype=np.int64)  # each front's points, in index order
+    fill = start[:n_fronts].copy()
+    for i in sweep:
+        members[fill[front[i]]] = i
+        fill[front[i]] += 1
+    big = np.finfo(np.float64).max
+    crowd_err = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        crowd_err[i] = err[i] if np.isfinite(err[i]) else big
+    dist = np.zeros(n, dtype=np.float64)
+    work = np.empty(n, dtype=np.int64)
+    for f in range(n_fronts):
+        a, b = start[f], start[f + 1]
+        if b - a <= 2:
+            for k in range(a, b):
+                dist[members[k]] = np.inf
         else:
-            lo, hi = values[order[start]], values[order[end - 1]]
-            span = hi - lo
-            dist[order[start]] = np.inf
-            dist[order[end - 1]] = np.inf
-            if span > 0 and np.isfinite(span):
-                for k in range(start + 1, end - 1):
-                    dist[order[k]] += (values[order[k + 1]] - values[order[k - 1]]) / span
-        start = end
+            _add_crowding(crowd_err, members[a:b][::-1], work[a:b], dist)
+            _add_crowding(comp, members[a:b], work[a:b], dist)
+    negated = -dist
+    order = np.empty(n, dtype=np.int64)
+    for f in range(n_fronts):
+        a, b = start[f], start[f + 1]
+        _sort_by(members[a:b], negated, order[a:b])
+    return dist, order
 
 
 def crowding(errors: np.ndarray, complexity: np.ndarray, front: np.ndarray) -> np.ndarray:
-    """Crowding distance within each front (inf at the front's ends); Numba over runs of
-    each front, `crowding_reference` is its numpy twin."""
-    err = np.where(np.isfinite(errors), errors, np.finfo(float).max).astype(np.float64)
-    comp = np.asarray(complexity, dtype=np.float64)
-    dist = np.zeros(len(err))
-    for values in (err, comp):
-        _crowding_runs(values, np.lexsort((values, front)), front, dist)
-    return dist
+    """Crowding distance within each front (inf at the front's ends); Numba, one pass
+    per front, `crowding_reference` is its numpy twin."""
+    front = np.asarray(front, dtype=np.int64)
+    return _crowding_and_order(np.asarray(errors, dtype=np.float64),
+                               np.asarray(complexity, dtype=np.float64), front,
+                               np.arange(len(front)))[0]
 
 
 def crowding_reference(errors: np.ndarray, complexity: np.ndarray,
@@ -154,19 +225,30 @@ def crowding_reference(errors: np.ndarray, complexity: np.ndarray,
     return dist
 
 
+def nsga2_order(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+    """All points, best first: by front, then larger crowding distance, then index
+    (what `np.lexsort((-crowding, front))` gives; `nsga2_order_reference` is the twin
+    built from the numpy twins)."""
+    sweep, front = _sweep(errors, complexity)
+    return _crowding_and_order(np.asarray(errors, dtype=np.float64),
+                               np.asarray(complexity, dtype=np.float64), front, sweep)[1]
+
+
+def nsga2_order_reference(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
+    """Numpy twin of `nsga2_order`."""
+    front = nondominated_fronts_reference(errors, complexity)
+    dist = crowding_reference(errors, complexity, front)
+    return np.lexsort((-dist, front))
+
+
 def nsga2_survivors(errors: np.ndarray, complexity: np.ndarray, mu: int) -> np.ndarray:
     """Indices of the `mu` survivors: whole fronts first, the last one by crowding."""
-    front = nondominated_fronts(errors, complexity)
-    dist = crowding(errors, complexity, front)
-    order = np.lexsort((-dist, front))
-    return np.sort(order[:mu])
+    return np.sort(nsga2_order(errors, complexity)[:mu])
 
 
 def nsga2_ranks(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
     """Rank for tournaments: front first, then larger crowding distance."""
-    front = nondominated_fronts(errors, complexity)
-    dist = crowding(errors, complexity, front)
-    order = np.lexsort((-dist, front))
+    order = nsga2_order(errors, complexity)
     ranks = np.empty(len(order), dtype=np.int64)
     ranks[order] = np.arange(len(order))
     return ranks
