@@ -26,6 +26,7 @@ from .errors import ConfigError, DataError
 from .evaluation import as_features, evaluate_features
 from .kernels import opcodes as oc
 from .kernels.lru import LruTable
+from .kernels.quantise import quantise_bits
 from .kernels.structural import structural_keys
 from .program import Program
 
@@ -43,13 +44,23 @@ MODES = ("standard", "averaging", "forgetful", "audit")
 
 def quantise(values: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> np.ndarray:
     """Round to nearest at `mantissa_bits` bits of mantissa (the leading bit counted, so
-    53 keeps a double exactly); return int64 bit patterns.
+    53 keeps a double exactly); return int64 bit patterns of the same shape.
 
     Equal rounded values give equal patterns (0.9999999999999999 and 1.0 agree at 24
     bits); -0.0 maps to 0.0; every NaN maps to one token; +-inf keep their own patterns.
+    One Numba pass over the bits (kernels/quantise.py); `quantise_reference` is its twin.
     """
-    if not 1 <= mantissa_bits <= 53:
-        raise ConfigError(f"mantissa_bits must be in 1..53, got {mantissa_bits}")
+    _check_mantissa_bits(mantissa_bits)
+    v = np.ascontiguousarray(values, dtype=np.float64)
+    out = np.empty(v.shape, dtype=np.int64)
+    quantise_bits(v.reshape(-1).view(np.int64), mantissa_bits, NAN_TOKEN, out.reshape(-1))
+    return out
+
+
+def quantise_reference(values: np.ndarray,
+                       mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> np.ndarray:
+    """Numpy twin of `quantise`: frexp, rint of the scaled mantissa, ldexp."""
+    _check_mantissa_bits(mantissa_bits)
     v = np.asarray(values, dtype=np.float64)
     with np.errstate(all="ignore"):
         m, e = np.frexp(v)
@@ -59,11 +70,16 @@ def quantise(values: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> 
     return np.where(np.isnan(v), NAN_TOKEN, bits)
 
 
+def _check_mantissa_bits(mantissa_bits: int) -> None:
+    if not 1 <= mantissa_bits <= 53:
+        raise ConfigError(f"mantissa_bits must be in 1..53, got {mantissa_bits}")
+
+
 def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
                       ) -> np.ndarray:
     """One 64-bit key per row of outputs (n_programs, n_probe), as int64: the first 8
     bytes of the sha256 of the row's quantised values, little-endian."""
-    q = np.ascontiguousarray(quantise(np.atleast_2d(outputs), mantissa_bits))
+    q = quantise(np.atleast_2d(outputs), mantissa_bits)
     data, width = memoryview(q.tobytes()), q.shape[1] * 8  # row k: data[k*width:][:width]
     sha256 = hashlib.sha256
     heads = b"".join([sha256(data[a:a + width]).digest()[:8]

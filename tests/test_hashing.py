@@ -27,6 +27,7 @@ from hybrid_gp.hashing import (
     functional_hash,
     make_probe,
     quantise,
+    quantise_reference,
     structural_key_array,
 )
 from hybrid_gp.kernels import opcodes as oc
@@ -177,6 +178,40 @@ def fingerprint_equal(a, b) -> bool:
 def test_quantise_at_53_mantissa_bits_keeps_every_double_apart():
     v = np.array([0.9999999999999999, 1.0, np.nextafter(1.0, 2.0)])
     assert len(set(quantise(v, mantissa_bits=53).tolist())) == 3
+
+
+def random_doubles(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Every kind of double: random bit patterns (any exponent, subnormals, NaN
+    payloads), values next to powers of two and halfway cases, zeros, infinities."""
+    patterns = rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, n,
+                            dtype=np.int64).view(np.float64)
+    tiny = rng.integers(0, 2**52, n, dtype=np.int64).view(np.float64)  # subnormals
+    with np.errstate(over="ignore"):  # 1.0 * 2**1024 is inf, wanted
+        near = np.ldexp(1.0 - rng.integers(0, 4, n) * 2.0**-53, rng.integers(-1074, 1025, n))
+    halves = np.ldexp(rng.integers(1, 2**20, n) * 2.0 + 1.0, rng.integers(-60, 60, n))
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, np.finfo(float).max,
+                        -np.finfo(float).max, 5e-324, -5e-324, 2.0**-1022,
+                        np.nextafter(2.0**-1022, 0.0)])
+    v = np.concatenate([patterns, -tiny, tiny, near, -halves, special])
+    return v[rng.permutation(len(v))]
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 11, 23, 24, 25, 40, 52, 53])
+def test_quantise_kernel_equals_its_twin_on_every_kind_of_double(bits):
+    rng = np.random.default_rng(bits)
+    v = random_doubles(rng, 4000).reshape(-1, 1).repeat(2, axis=1)  # 2-D, as the cache calls it
+    with np.errstate(all="ignore"):
+        expected = quantise_reference(v, bits)
+    np.testing.assert_array_equal(quantise(v, bits), expected)
+
+
+@SOME
+@given(st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=True),
+       st.integers(1, 53))
+def test_quantise_kernel_equals_its_twin_on_any_float(x, bits):
+    with np.errstate(all="ignore"):
+        assert quantise(np.array([x]), bits).tolist() == quantise_reference(
+            np.array([x]), bits).tolist()
 
 
 @pytest.mark.parametrize("bits", [0, -1, 54, 64])

@@ -50,7 +50,7 @@ def compile_group(group: str) -> None:
     problem = get_problem("nguyen-7")
     programs = hg.random_programs("koza", 8, 1, seed=0)
     if group == "evaluation":
-        from hybrid_gp.hashing import structural_key_array
+        from hybrid_gp.hashing import fingerprint_array, structural_key_array
 
         batch = compile_batch(programs)
         hg.evaluate(programs, problem.train.X)
@@ -62,6 +62,7 @@ def compile_group(group: str) -> None:
         table.put(keys[:, 0], keys[:, 1], np.arange(8), np.zeros(8))
         table.find(keys[:, 0], keys[:, 1], touch=True)
         table.in_order()
+        fingerprint_array(np.zeros((2, 4)))
     elif group == "variation":
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
         from hybrid_gp.search.selection import lexicase, nsga2_ranks, nsga2_survivors
