@@ -23,7 +23,8 @@ def stable_rows(p: Program, X: np.ndarray, delta: float = 1e-12) -> np.ndarray:
     """Rows with a finite kernel output that barely moves under tiny perturbations and
     where no intermediate result underflowed."""
     base = p.evaluate(X)
-    ok = np.isfinite(base) & ~underflow_rows(p, X) & ~infinite_rows(p, X)
+    ok = (np.isfinite(base) & ~underflow_rows(p, X) & ~infinite_rows(p, X)
+          & ~huge_angle_rows(p, X))
     for sx, sc in itertools.product((1 + delta, 1 - delta), repeat=2):
         moved = with_constants(p, [c * sc for c in p.consts]).evaluate(X * sx)
         ok &= np.isclose(moved, base, rtol=1e-7, atol=1e-9)
@@ -62,6 +63,24 @@ def infinite_rows(p: Program, X: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         for i in range(1, p.size):
             flagged |= np.isinf(p.subtree(i).evaluate(X))
+    return flagged
+
+
+PERIODIC = frozenset({"sin", "cos", "tan"})
+HUGE_ANGLE = 1e6  # one ULP of the angle is over 1e-10 rad here
+
+
+def huge_angle_rows(p: Program, X: np.ndarray) -> np.ndarray:
+    """Rows where sin, cos or tan gets a huge angle. There the last bit of the angle
+    decides the result, and a sympy reading may compute the angle another way round
+    (square(exp(x1 / x2)) as exp(2 * x1 / x2)); scaling every input by the same
+    factor, as stable_rows does, leaves a ratio like x1 / x2 unmoved, so only the
+    angle itself tells."""
+    flagged = np.zeros(len(X), dtype=bool)
+    with np.errstate(all="ignore"):
+        for i, c in enumerate(p.codes):
+            if c >= 0 and p.grammar.primitives[c].op in PERIODIC:
+                flagged |= ~(np.abs(p.subtree(i + 1).evaluate(X)) <= HUGE_ANGLE)
     return flagged
 
 
