@@ -14,6 +14,7 @@ from itertools import chain
 
 import numpy as np
 
+from .genomes import Genomes, gather_segments
 from .grammar import Grammar
 from .kernels import opcodes as oc
 from .kernels.interpreter import batch_stack_depth
@@ -50,8 +51,8 @@ class CompiledBatch:
         idx = np.asarray(idx, dtype=np.int64)
         if len(idx) == self.n_programs and np.array_equal(idx, np.arange(len(idx))):
             return self
-        codes, code_off = _gather(self.codes, self.code_offsets, idx)
-        consts, const_off = _gather(self.consts, self.const_offsets, idx)
+        codes, code_off = gather_segments(self.codes, self.code_offsets, idx)
+        consts, const_off = gather_segments(self.consts, self.const_offsets, idx)
         return CompiledBatch(codes, code_off, consts, const_off, self.n_features, self.depth)
 
     def arrays(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
@@ -62,6 +63,8 @@ class CompiledBatch:
 
 def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
     """Concatenate the programs' codes and constants; map primitives to opcodes."""
+    if isinstance(programs, Genomes):  # already flat
+        return programs.compiled()
     n = len(programs)
     code_off = np.zeros(n + 1, dtype=np.int64)
     const_off = np.zeros(n + 1, dtype=np.int64)
@@ -112,15 +115,3 @@ def _finish(codes: np.ndarray, code_off: np.ndarray, consts: np.ndarray,
     n_features = -low - 1 if low < -1 else 0
     depth = int(batch_stack_depth(codes, code_off, oc.ARITY)) if len(code_off) > 1 else 1
     return CompiledBatch(codes, code_off, consts, const_off, n_features, depth)
-
-
-def _gather(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The segments `idx` of a flat array cut by `offsets`, and their new offsets."""
-    starts, lengths = offsets[idx], offsets[idx + 1] - offsets[idx]
-    new_off = np.zeros(len(idx) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_off[1:])
-    # position k of the result reads starts[segment of k] + (k - new_off[segment of k])
-    positions = np.arange(new_off[-1], dtype=np.int64) + np.repeat(starts - new_off[:-1],
-                                                                    lengths)
-    return values[positions], new_off

@@ -23,6 +23,7 @@ from scipy.optimize import least_squares
 from .compiler import CompiledBatch, compile_batch
 from .errors import ConfigError, DataError
 from .evaluation import as_features, as_target, get_metric, mse_features, resolve_jobs
+from .genomes import Genomes
 from .grammar import Grammar
 from .kernels import jacobian as kj
 from .kernels import scaling as ks
@@ -220,12 +221,13 @@ def linear_scaling_of(batch: CompiledBatch, XT: np.ndarray,
 
 @dataclass(frozen=True)
 class FitResult:
-    """What `fit_batch` did. `programs` is the input list with the improved programs
-    replaced; `improved` their indices and `errors` their new errors in the problem's
-    units (Problem.error: lower is better); `tried` the indices that were fitted;
-    `passes` the passes over the training rows spent (a Jacobian pass counts as one)."""
+    """What `fit_batch` did. `programs` is the input (a list, or Genomes when given
+    Genomes) with the improved programs replaced; `improved` their indices and
+    `errors` their new errors in the problem's units (Problem.error: lower is better);
+    `tried` the indices that were fitted; `passes` the passes over the training rows
+    spent (a Jacobian pass counts as one)."""
 
-    programs: list[Program]
+    programs: Sequence[Program]
     improved: np.ndarray
     errors: np.ndarray
     tried: np.ndarray
@@ -243,9 +245,10 @@ def fit_batch(programs: Sequence[Program], problem: Problem,
     program is wrapped as a + b * program unless it already has that shape or the
     wrapper would break max_size / max_depth (then only its constants are fitted).
     Problems other than regression come back unchanged. Raises ConfigError when
-    linear_scaling is asked of a grammar that cannot express it.
+    linear_scaling is asked of a grammar that cannot express it. Genomes come back as
+    Genomes (only the chosen programs are ever made into Program objects).
     """
-    out = list(programs)
+    out = programs if isinstance(programs, Genomes) else list(programs)
     none = np.empty(0, dtype=np.int64)
     if problem.kind != "regression":
         return FitResult(out, none, np.empty(0), none, 0)
@@ -293,15 +296,21 @@ def fit_batch(programs: Sequence[Program], problem: Problem,
     passes += int(stats[:, 2].sum())
     finite = np.logical_and.reduceat(np.isfinite(params), param_off[:-1])  # no empty segment
     better = np.flatnonzero((stats[:, 1] < stats[:, 0]) & finite)
+    fitted: dict[int, Program] = {}
     for k in better.tolist():
         i, p = todo[k], out[todo[k]]
         values = params[param_off[k]:param_off[k + 1]].tolist()
         if flags[k]:  # a + b * p: the fitted a, b lead the constants
             add, mul = _scaling_codes(p.grammar, p.grammar.output_type)
-            out[i] = Program._trusted(p.grammar, (add, CONST, mul, CONST, *p.codes),
-                                      (values[-2], values[-1], *values[:-2]))
+            fitted[i] = Program._trusted(p.grammar, (add, CONST, mul, CONST, *p.codes),
+                                         (values[-2], values[-1], *values[:-2]))
         else:
-            out[i] = Program._trusted(p.grammar, p.codes, tuple(values))
+            fitted[i] = Program._trusted(p.grammar, p.codes, tuple(values))
+    if isinstance(out, Genomes):
+        out = out.replaced(list(fitted), list(fitted.values()))
+    else:
+        for i, p in fitted.items():
+            out[i] = p
     improved = np.array([todo[k] for k in better], dtype=np.int64)
     return FitResult(out, improved, problem_units(problem, stats[better, 1]),
                      np.array(todo, dtype=np.int64), passes)

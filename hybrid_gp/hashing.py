@@ -24,6 +24,7 @@ import numpy as np
 from .compiler import CompiledBatch, compile_batch
 from .errors import ConfigError, DataError
 from .evaluation import as_features, evaluate_features
+from .genomes import Genomes
 from .kernels import opcodes as oc
 from .kernels.lru import LruTable
 from .kernels.quantise import quantise_bits
@@ -346,7 +347,7 @@ class EquivalenceCache:
         n = len(programs)
         errors = np.full(n, np.nan)
         if not n:
-            return ScoreResult(errors, 0, 0, [])
+            return ScoreResult(errors, 0, 0, np.empty(0, dtype=np.int64))
         start, evaluating = time.perf_counter(), 0.0
         self.stats.lookups += n
         structural, functional = self._structural, self._functional
@@ -389,8 +390,9 @@ class EquivalenceCache:
         errors[new[len(chosen):]] = np.nan  # no budget left to score them
         if len(chosen):
             t0 = time.perf_counter()
-            values = scorer.evaluate_now([programs[i] for i in chosen.tolist()],
-                                         batch.take(chosen))
+            chosen_programs = (programs.take(chosen) if isinstance(programs, Genomes)
+                               else [programs[i] for i in chosen.tolist()])
+            values = scorer.evaluate_now(chosen_programs, batch.take(chosen))
             evaluating = time.perf_counter() - t0
             self.stats.evaluation_seconds += evaluating
             self.stats.evaluations += len(chosen)
@@ -405,7 +407,7 @@ class EquivalenceCache:
             structural.put(s_hi[done], s_lo[done], fkeys[done], _zeros(len(done)))
         n_hits = int(np.count_nonzero(~np.isnan(errors))) - len(chosen)
         self.stats.hash_seconds += time.perf_counter() - start - evaluating
-        return ScoreResult(errors, len(chosen), n_hits, fkeys.tolist())
+        return ScoreResult(errors, len(chosen), n_hits, fkeys)
 
     # ---------------------------------------------------------------- modes
     def _recheck(self, count: int) -> str | None:

@@ -24,6 +24,7 @@ from .compiler import CompiledBatch
 from .errors import ProblemError
 from .evaluation import METRICS, as_features, as_target, get_metric, mse_features
 from .formula import Formula
+from .genomes import Genomes
 from .grammar import Grammar, load_grammar
 from .registry import Registry, data_dir
 
@@ -131,6 +132,8 @@ class Problem:
         complexity is the node count (a generation asks for hundreds)."""
         n = len(programs)
         if type(self).complexity is Problem.complexity:
+            if isinstance(programs, Genomes):  # read off the offsets: no Program made
+                return programs.sizes.astype(np.float64)
             return np.fromiter((len(p.codes) for p in programs), np.float64, n)
         return np.fromiter((self.complexity(p) for p in programs), np.float64, n)
 

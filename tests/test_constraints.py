@@ -250,7 +250,7 @@ def test_the_batch_breeder_never_makes_a_violating_child(name, rng):
     ops = rng.choice(np.array(sorted(KERNEL_IDS.values())), size=n)
     first, second = rng.integers(len(pop), size=n), rng.integers(len(pop), size=n)
     uniforms = rng.random((n, uniforms_per_child(g, 40, 4, 8)))
-    kids, made, _ = breed_children(pop, ops, first, second, uniforms, g, N_FEATURES, 8, 40, 4)
+    kids, made = breed_children(pop, ops, first, second, uniforms, g, N_FEATURES, 8, 40, 4)
     assert np.count_nonzero(made != kv.COPY) > n // 2
     for child in kids:
         assert not violations(child), str(child)
@@ -334,7 +334,7 @@ def test_operators_reject_the_fallback_trees_but_still_breed(typed, rng):
     ops = np.full(n, kv.SUBTREE)
     first = rng.integers(len(pop), size=n)
     uniforms = rng.random((n, uniforms_per_child(typed, 30, 3, 6)))
-    kids, made, _ = breed_children(pop, ops, first, first, uniforms, typed, N_FEATURES, 6, 30, 3)
+    kids, made = breed_children(pop, ops, first, first, uniforms, typed, N_FEATURES, 6, 30, 3)
     for child in kids:
         check_program(child)
         assert is_valid(child)

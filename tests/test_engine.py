@@ -386,7 +386,8 @@ def test_progress_for_restarts_is_a_relative_drop_of_the_best_error():
     from hybrid_gp.search.population import Population
 
     def island_at(errors: list[float], generation: int, progress: float) -> Island:
-        pop = Population([None] * len(errors), np.array(errors), np.ones(len(errors)),
+        programs = hg.random_programs("koza", len(errors), 1, seed=0)
+        pop = Population(programs, np.array(errors), np.ones(len(errors)),
                          list(range(len(errors))), np.arange(len(errors)))
         return Island(index=0, n_islands=1, population=pop, rng=np.random.default_rng(0),
                       scorer=None, portfolio=None, generation=generation,
@@ -439,15 +440,14 @@ def test_a_child_computing_its_parents_function_is_bred_again():
     # Children 0 and 1 compute their parent's function (a failed variation's copy, a
     # point mutation that changed nothing); child 2 is a copy too, but not a classic
     # child (an immigrant), so it stays.
-    brood.children[0], brood.operators[0], brood.parents[0] = pop.programs[0], "copy", (0,)
-    brood.children[1], brood.operators[1], brood.parents[1] = pop.programs[1], "point", (1,)
-    brood.children[2], brood.operators[2], brood.parents[2] = pop.programs[2], "immigrant", ()
+    brood.replace([0, 1, 2], [pop.programs[0], pop.programs[1], pop.programs[2]],
+                  ["copy", "point", "immigrant"], [(0,), (1,), ()])
     _retry_unchanged(island, s, engine.context, brood, first, second)
     keys = island.scorer.cache.keys_of(brood.children)
     for i in (0, 1):
         assert keys[i] not in {pop.keys[p] for p in brood.parents[i]}
         assert brood.parents[i][0] == first[i]  # bred again from the same parents
-    assert brood.children[2] is pop.programs[2] and brood.operators[2] == "immigrant"
+    assert brood.children[2] == pop.programs[2] and brood.operators[2] == "immigrant"
     assert island.counters.retried >= 2
 
 

@@ -18,7 +18,6 @@ from hybrid_gp.errors import ConfigError
 from hybrid_gp.operators import classic
 from hybrid_gp.operators.portfolio import (
     CLASSIC,
-    Brood,
     VariationContext,
     classic_portfolio,
 )
@@ -272,25 +271,33 @@ def _same_batch(got: CompiledBatch, want: CompiledBatch) -> None:
     assert got.n_features >= want.n_features and got.depth >= want.depth  # upper bounds
 
 
-def test_a_brood_is_scored_from_the_breeders_batch_with_replaced_children_spliced_in(full):
+def test_a_brood_is_compiled_from_its_arrays_with_replaced_children_spliced_in(full):
     """Brood.compiled() is what compile_batch of the children gives, however later
-    stages replaced children; with most of them replaced it leaves compiling to the
-    scorer."""
+    stages (immigrants, semantic children, retries) replaced children, and neither
+    replacing nor compiling makes a Program of an untouched child."""
     population = hg.random_programs(full, 30, N, seed=4)
     ctx = VariationContext(grammar=full, n_features=N, max_depth=8, max_size=40)
     portfolio = classic_portfolio({name: 1.0 for name in CLASSIC}, full)
     first = np.arange(30) % 30
     brood = portfolio.breed(population, first, first[::-1].copy(),
                             np.random.default_rng(5), ctx)
-    assert brood.compiled() is brood.batch
-    _same_batch(brood.compiled(), compile_batch(brood.children))
+    bred = list(brood.children)
+    brood = portfolio.breed(population, first, first[::-1].copy(),
+                            np.random.default_rng(5), ctx)
     strangers = hg.random_programs(full, 30, N, seed=6, min_depth=1, max_depth=3)
-    brood.children[-4:] = strangers[:4]  # immigrants
-    brood.children[0], brood.children[7] = strangers[10], strangers[11]  # semantic
-    _same_batch(brood.compiled(), compile_batch(brood.children))
-    brood.children[:20] = strangers[:20]
-    assert brood.compiled() is None
-    assert Brood(list(strangers)).compiled() is None  # not bred by the batch breeder
+    brood.replace(range(26, 30), strangers[:4], "immigrant", [()] * 4)
+    brood.replace([0, 7], [strangers[10], strangers[11]], ["semantic", "semantic"],
+                  [(0,), (7,)])
+    batch = brood.compiled()
+    assert not any(brood.children._made[1:7])  # no Program made for those
+    want = bred[:]
+    want[26:30] = strangers[:4]
+    want[0], want[7] = strangers[10], strangers[11]
+    _same_batch(batch, compile_batch(want))
+    assert list(brood.children) == want
+    assert brood.operators[0] == brood.operators[7] == "semantic"
+    assert brood.operators[26:] == ["immigrant"] * 4 and brood.parents[26:] == [()] * 4
+    assert brood.parents[0] == (0,) and brood.parents[7] == (7,)
 
 
 def test_a_portfolio_refuses_unknown_or_inapplicable_operators(koza):

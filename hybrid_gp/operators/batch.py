@@ -9,8 +9,8 @@ from itertools import chain
 
 import numpy as np
 
-from ..compiler import CompiledBatch, compile_arrays
 from ..constraints import tables as constraint_tables
+from ..genomes import Genomes
 from ..grammar import Grammar
 from ..kernels import variation as kv
 from ..program import Program
@@ -62,25 +62,18 @@ def grow_capacity(grammar: Grammar, depth: int) -> int:
 def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.ndarray,
                    second: np.ndarray, uniforms: np.ndarray, grammar: Grammar,
                    n_features: int, max_depth: int, max_size: int,
-                   mutation_depth: int) -> tuple[list[Program], np.ndarray, CompiledBatch]:
+                   mutation_depth: int) -> tuple[Genomes, np.ndarray]:
     """Children k = operator ops[k] (kernel ids) on population[first[k]], [second[k]],
-    each drawing from uniforms[k]. Returns the Programs, the kernel id that made each
-    (after fallbacks) and the children compiled for the evaluation kernels, straight
-    from the breeder's arrays (scoring them needs no compile_batch)."""
+    each drawing from uniforms[k]. Returns the children as Genomes (straight from the
+    breeder's arrays: no Program is made unless one is read, and scoring them needs no
+    compile_batch) and the kernel id that made each (after fallbacks). A population
+    given as Genomes is read as it is; a list of Programs is flattened first."""
     n = len(ops)
     tables, types = grammar_tables(grammar)
     c = grammar.constants
-    m = len(population)
-    sizes = np.fromiter((len(p.codes) for p in population), np.int64, m)
-    off = np.zeros(m + 1, dtype=np.int64)
-    sizes.cumsum(out=off[1:])
-    coff = np.zeros(m + 1, dtype=np.int64)
-    np.fromiter((len(p.consts) for p in population), np.int64, m).cumsum(out=coff[1:])
-    codes = np.fromiter(chain.from_iterable(p.codes for p in population), dtype=np.int64,
-                        count=int(off[-1]))
-    consts = np.fromiter(chain.from_iterable(p.consts for p in population), dtype=np.float64,
-                         count=int(coff[-1]))
-    cap = max(max_size, int(sizes.max()) if m else 1)
+    parents = Genomes.of(population)
+    sizes = parents.sizes
+    cap = max(max_size, int(sizes.max()) if len(sizes) else 1)
     grow_n = grow_capacity(grammar, min(mutation_depth, max_depth))
     iparams = np.array([types[grammar.variable_type],
                         types[c.type] if c.enabled else -1, n_features, max_depth, max_size,
@@ -94,25 +87,21 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     out_op = np.empty(n, dtype=np.int64)
     if n:
         # Contiguous arrays of fixed dtypes: one compiled signature (and one cache entry).
-        kv.breed(codes, off, consts, coff, np.ascontiguousarray(ops, dtype=np.int64),
+        kv.breed(parents.codes, parents.code_offsets, parents.consts, parents.const_offsets,
+                 np.ascontiguousarray(ops, dtype=np.int64),
                  np.ascontiguousarray(first, dtype=np.int64),
                  np.ascontiguousarray(second, dtype=np.int64),
                  np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
                  out_codes, out_consts, out_len, out_nc, out_op)
-    # Only the rows' used prefixes, end to end, converted to Python in one call each
-    # (small ints are cheap to box); each child is then a slice of those lists.
+    # The rows' used prefixes, end to end.
     width = np.arange(out_codes.shape[1])
-    codes_used = out_codes[width < out_len[:, None]]
-    consts_used = out_consts[width < out_nc[:, None]]
-    children = Program._trusted_batch(grammar, codes_used.tolist(), out_len.tolist(),
-                                      consts_used.tolist(), out_nc.tolist())
     code_off = np.zeros(n + 1, dtype=np.int64)
     out_len.cumsum(out=code_off[1:])
     const_off = np.zeros(n + 1, dtype=np.int64)
     out_nc.cumsum(out=const_off[1:])
-    batch = compile_arrays(grammar, codes_used.astype(np.int32), code_off, consts_used,
-                           const_off)
-    return children, out_op, batch
+    children = Genomes(grammar, out_codes[width < out_len[:, None]], code_off,
+                       out_consts[width < out_nc[:, None]], const_off)
+    return children, out_op
 
 
 def uniforms_per_child(grammar: Grammar, max_size: int, mutation_depth: int,

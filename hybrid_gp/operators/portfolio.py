@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import is_
 
 import numpy as np
 
-from ..compiler import CompiledBatch, compile_batch, concatenate
+from ..compiler import CompiledBatch
 from ..errors import ConfigError
+from ..genomes import Genomes
 from ..grammar import Grammar
 from ..program import Program
 from . import classic
@@ -95,33 +95,33 @@ CLASSIC: dict[str, Operator] = {
 class Brood:
     """A generation's children and where each came from (for the genealogy)."""
 
-    children: list[Program] = field(default_factory=list)
+    children: Genomes = field(default_factory=lambda: Genomes.of([]))
     operators: list[str] = field(default_factory=list)
     parents: list[tuple[int, ...]] = field(default_factory=list)
     fallbacks: int = 0
-    batch: CompiledBatch | None = None  # the children as the batch breeder compiled them
-    bred: list[Program] = field(default_factory=list)  # ... and made them
 
     def __post_init__(self) -> None:
-        if self.batch is not None and not self.bred:
-            self.bred = list(self.children)
+        self.children = Genomes.of(self.children)
 
-    def compiled(self) -> CompiledBatch | None:
-        """The children compiled: the breeder's batch, with the children a later stage
-        (immigrants, semantic children, retries) put in compiled and spliced in; None
-        without a breeder's batch or when most children were replaced."""
-        if self.batch is None or len(self.children) != len(self.bred):
-            return None
-        same = list(map(is_, self.children, self.bred))
-        if all(same):
-            return self.batch
-        changed = [i for i, kept in enumerate(same) if not kept]
-        if 2 * len(changed) > len(same):
-            return None
-        both = concatenate(self.batch, compile_batch([self.children[i] for i in changed]))
-        order = np.arange(len(same))
-        order[changed] = len(same) + np.arange(len(changed))
-        return both.take(order)
+    def replace(self, idx: Sequence[int], children: Sequence[Program],
+                operators: Sequence[str] | str | None = None,
+                parents: Sequence[tuple[int, ...]] | None = None) -> None:
+        """Put children[k] in place of child idx[k] (immigrants, semantic children,
+        retries, fitted constants); `operators` and `parents` name where the new ones
+        came from (one name for all, or one each; None keeps the old)."""
+        idx = [int(i) for i in idx]
+        self.children = self.children.replaced(idx, children)
+        if operators is not None:
+            names = [operators] * len(idx) if isinstance(operators, str) else list(operators)
+            for i, name in zip(idx, names, strict=True):
+                self.operators[i] = name
+        if parents is not None:
+            for i, p in zip(idx, parents, strict=True):
+                self.parents[i] = p
+
+    def compiled(self) -> CompiledBatch:
+        """The children as the evaluation kernels read them (no Program needed)."""
+        return self.children.compiled()
 
 
 @dataclass
@@ -144,15 +144,14 @@ class Portfolio:
         requested = self._kernel_ids[picks]
         uniforms = rng.random((n, uniforms_per_child(ctx.grammar, ctx.max_size,
                                                      ctx.mutation_depth, ctx.max_depth)))
-        children, made_by, batch = breed_children(
+        children, made_by = breed_children(
             population, requested, first, second, uniforms, ctx.grammar, ctx.n_features,
             ctx.max_depth, ctx.max_size, ctx.mutation_depth)
         names = [KERNEL_NAMES[k] for k in made_by.tolist()]
         parents = [(i, j) if name == "crossover" else (i,)
                    for i, j, name in zip(np.asarray(first).tolist(), np.asarray(second).tolist(),
                                          names, strict=True)]
-        return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)),
-                     batch)
+        return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)))
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New relative weights by operator name (the bandit's shares); operators

@@ -18,6 +18,7 @@ import numpy as np
 from ..compiler import compile_batch
 from ..evaluation import evaluate_features
 from ..generate import ramped_half_and_half
+from ..genomes import Genomes
 from ..operators.batch import KERNEL_NAMES
 from ..operators.portfolio import Brood, Portfolio, VariationContext
 from ..problem import Dataset, Problem
@@ -118,10 +119,9 @@ def score_programs(island: Island, problem: Problem, programs: list[Program],
     c = island.counters
     c.evaluations += result.evaluated
     c.cache_hits += result.cache_hits
-    kept = [programs[i] for i in keep]
-    return Population(kept, result.errors[keep],
-                      problem.complexities(kept),
-                      [result.keys[i] for i in keep], np.empty(len(keep), dtype=np.int64))
+    kept = Genomes.of(programs).take(keep)
+    return Population(kept, result.errors[keep], problem.complexities(kept),
+                      result.keys[keep], np.empty(len(keep), dtype=np.int64))
 
 
 def evolve_epoch(island: Island, problem: Problem, settings: IslandSettings,
@@ -158,9 +158,7 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     if n_new:  # fresh random trees replace the last children of the brood
         fresh = ramped_half_and_half(ctx.grammar, island.rng, n_new, ctx.n_features,
                                      s.init_min_depth, s.init_max_depth, ctx.max_size)
-        brood.children[-n_new:] = fresh
-        brood.operators[-n_new:] = ["immigrant"] * n_new
-        brood.parents[-n_new:] = [()] * n_new
+        brood.replace(range(n_children - n_new, n_children), fresh, "immigrant", [()] * n_new)
     n_semantic = min(round(s.semantic_share * n_children), n_children - n_new)
     if n_semantic:  # semantic children replace the first children of the brood
         _semantic_children(island, problem, s, brood, first[:n_semantic])
@@ -168,16 +166,15 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
         _retry_unchanged(island, s, ctx, brood, first, second)
     scored = island.scorer.score(brood.children, max_new, brood.compiled())
     if s.fit_share > 0:
-        _fit_children(island, problem, s, brood.children, scored, max_new)
+        _fit_children(island, problem, s, brood, scored, max_new)
     keep = np.flatnonzero(~np.isnan(scored.errors))
     c = island.counters
     c.evaluations += scored.evaluated
     c.cache_hits += scored.cache_hits
     c.children += len(keep)
-    programs = [brood.children[i] for i in keep]
-    children = Population(programs, scored.errors[keep],
-                          problem.complexities(programs),
-                          [scored.keys[i] for i in keep], island.new_ids(len(keep)))
+    programs = brood.children.take(keep)
+    children = Population(programs, scored.errors[keep], problem.complexities(programs),
+                          scored.keys[keep], island.new_ids(len(keep)))
     operators = [brood.operators[i] for i in keep]
     n_parents = np.fromiter((len(p) for p in brood.parents), dtype=np.int64,
                             count=len(brood.parents))
@@ -224,11 +221,8 @@ def _semantic_children(island: Island, problem: Problem, s: IslandSettings, broo
     library = [pop.programs[i] for i in pop.best(s.semantic_library)]
     made = rdo_children([pop.programs[i] for i in first], library, XT, y, island.rng,
                         s.max_size, s.max_depth)
-    for i, child in enumerate(made):
-        if child is not None:
-            brood.children[i] = child
-            brood.operators[i] = "semantic"
-            brood.parents[i] = (int(first[i]),)
+    done = [i for i, child in enumerate(made) if child is not None]
+    brood.replace(done, [made[i] for i in done], "semantic", [(int(first[i]),) for i in done])
 
 
 CLASSIC = frozenset(KERNEL_NAMES.values())  # the batch breeder's operators and "copy"
@@ -246,7 +240,7 @@ def _retry_unchanged(island: Island, s: IslandSettings, ctx: VariationContext, b
     for _ in range(s.retry_unchanged):
         if not todo:
             return
-        keys = cache.keys_of([brood.children[i] for i in todo], island.scorer.n_jobs)
+        keys = cache.keys_of(brood.children.take(todo), island.scorer.n_jobs)
         todo = [i for i, key in zip(todo, keys, strict=True)
                 if any(pop.keys[p] == key for p in brood.parents[i])]
         if not todo:
@@ -255,10 +249,7 @@ def _retry_unchanged(island: Island, s: IslandSettings, ctx: VariationContext, b
         again = island.portfolio.breed(pop.programs, first[idx], second[idx], island.rng, ctx)
         island.counters.variation_fallbacks += again.fallbacks
         island.counters.retried += len(todo)
-        for k, i in enumerate(todo):
-            brood.children[i] = again.children[k]
-            brood.operators[i] = again.operators[k]
-            brood.parents[i] = again.parents[k]
+        brood.replace(todo, again.children, again.operators, again.parents)
 
 
 def _left(max_new: int | None, island: Island, spent_before: int) -> int | None:
@@ -282,12 +273,11 @@ def _simplify_front(island: Island, problem: Problem, max_new: int | None) -> No
     scored = island.scorer.score([rewrites[i] for i in changed], max_new)
     island.counters.evaluations += scored.evaluated
     island.counters.cache_hits += scored.cache_hits
-    for k, i in enumerate(changed):
-        if scored.errors[k] <= pop.errors[i]:  # NaN (unscored) and worse keep the original
-            pop.programs[i] = rewrites[i]
-            pop.errors[i] = scored.errors[k]
-            pop.complexity[i] = problem.complexity(rewrites[i])
-            pop.keys[i] = scored.keys[k]
+    better = [k for k, i in enumerate(changed)  # NaN (unscored) and worse keep the original
+              if scored.errors[k] <= pop.errors[i]]
+    idx = [changed[k] for k in better]
+    pop.replace(idx, [rewrites[i] for i in idx], scored.errors[better],
+                [problem.complexity(rewrites[i]) for i in idx], scored.keys[better])
 
 
 def _note_progress(island: Island, gain: float) -> None:
@@ -321,10 +311,9 @@ def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: Variation
     island.improved_at = island.generation
     if len(kept) + len(keep) < 2:  # the budget paid for (almost) nothing: carry on as is
         return
-    programs = [fresh[i] for i in keep]
-    new = Population(programs, scored.errors[keep],
-                     problem.complexities(programs),
-                     [scored.keys[i] for i in keep], island.new_ids(len(keep)))
+    programs = Genomes.of(fresh).take(keep)
+    new = Population(programs, scored.errors[keep], problem.complexities(programs),
+                     scored.keys[keep], island.new_ids(len(keep)))
     island.genealogy.record(new.ids, island.generation, island.index,
                             ["restart"] * len(new), [()] * len(new), new.errors)
     island.archive.update(new.programs, new.errors, new.complexity)
@@ -335,8 +324,8 @@ def _restart(island: Island, problem: Problem, s: IslandSettings, ctx: Variation
                           "generation": island.generation, "kept": len(kept)})
 
 
-def _fit_children(island: Island, problem: Problem, s: IslandSettings,
-                  children: list[Program], scored: Any, max_new: int | None) -> None:
+def _fit_children(island: Island, problem: Problem, s: IslandSettings, brood: Brood,
+                  scored: Any, max_new: int | None) -> None:
     """Fit the constants (and a linear scaling) of the best share of the children; a
     fitted child replaces its unfitted self when the fit lowers its error. Fitted
     programs are new programs: they go through the cache with their own keys."""
@@ -345,7 +334,8 @@ def _fit_children(island: Island, problem: Problem, s: IslandSettings,
     idx = pick_for_fitting(scored.errors, s.fit_share)
     if not len(idx):
         return
-    fr = fit_batch(children, fitting_view(problem, s.fit_rows), idx, max_iter=s.fit_iterations,
+    fr = fit_batch(brood.children, fitting_view(problem, s.fit_rows), idx,
+                   max_iter=s.fit_iterations,
                    linear_scaling=s.fit_scaling, max_size=s.max_size, max_depth=s.max_depth,
                    n_jobs=island.scorer.n_jobs)
     island.counters.fit_passes += fr.passes
@@ -354,12 +344,13 @@ def _fit_children(island: Island, problem: Problem, s: IslandSettings,
     fitted = [fr.programs[i] for i in fr.improved]
     left = None if max_new is None else max(0, max_new - scored.evaluated)
     again = island.scorer.score(fitted, left)
-    for k, i in enumerate(fr.improved.tolist()):
-        if not np.isnan(again.errors[k]) and again.errors[k] < scored.errors[i]:
-            children[i] = fitted[k]
-            scored.errors[i] = again.errors[k]
-            scored.keys[i] = again.keys[k]
-            island.counters.fitted += 1
+    won = [k for k, i in enumerate(fr.improved.tolist())
+           if not np.isnan(again.errors[k]) and again.errors[k] < scored.errors[i]]
+    idx = fr.improved[won]
+    brood.replace(idx, [fitted[k] for k in won])
+    scored.errors[idx] = again.errors[won]
+    scored.keys[idx] = again.keys[won]
+    island.counters.fitted += len(won)
     scored.evaluated += again.evaluated
     scored.cache_hits += again.cache_hits
 
@@ -441,7 +432,7 @@ def generation_event(island: Island) -> dict[str, Any]:
         "best_error": _num(a.best_error), "best_complexity": _num(a.best_complexity),
         "median_error": _num(float(np.median(finite))) if len(finite) else None,
         "mean_complexity": float(np.mean(pop.complexity)) if len(pop) else None,
-        "unique_functions": len(set(pop.keys)),
+        "unique_functions": len(np.unique(pop.keys)),
     }
 
 

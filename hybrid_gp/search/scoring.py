@@ -22,7 +22,7 @@ class ScoreResult:
     errors: np.ndarray  # one per program; NaN where not scored (budget ran out)
     evaluated: int  # real evaluations spent
     cache_hits: int  # programs whose error came from the cache
-    keys: list[int]  # functional key of each program (structural when there is no cache)
+    keys: np.ndarray  # int64 functional key of each program (hash(program) without a cache)
 
 
 class Scorer:
@@ -50,7 +50,8 @@ class Scorer:
             batch = (compile_batch([programs[i] for i in todo]) if batch is None
                      else batch.take(todo))
             errors[todo] = self.problem.error(batch, self.n_jobs)
-        return ScoreResult(errors, len(todo), 0, [hash(p) for p in programs])
+        keys = np.fromiter((hash(p) for p in programs), dtype=np.int64, count=n)
+        return ScoreResult(errors, len(todo), 0, keys)
 
     def evaluate_now(self, programs: Sequence[Program],
                      batch: CompiledBatch | None = None) -> np.ndarray:
