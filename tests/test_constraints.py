@@ -23,6 +23,7 @@ from hybrid_gp.generate import ramped_half_and_half, random_tree
 from hybrid_gp.kernels import variation as kv
 from hybrid_gp.operators import classic
 from hybrid_gp.operators.batch import KERNEL_IDS, breed_children, uniforms_per_child
+from hybrid_gp.operators.draws import ChildDraws
 from hybrid_gp.program import Program, check_program
 
 SOME = settings(max_examples=60, deadline=None)
@@ -249,7 +250,7 @@ def test_the_batch_breeder_never_makes_a_violating_child(name, rng):
     n = 3000
     ops = rng.choice(np.array(sorted(KERNEL_IDS.values())), size=n)
     first, second = rng.integers(len(pop), size=n), rng.integers(len(pop), size=n)
-    uniforms = rng.random((n, uniforms_per_child(g, 40, 4, 8)))
+    uniforms = ChildDraws.draw(rng, uniforms_per_child(g, 40, 4, 8))
     kids, made = breed_children(pop, ops, first, second, uniforms, g, N_FEATURES, 8, 40, 4)
     assert np.count_nonzero(made != kv.COPY) > n // 2
     for child in kids:
@@ -333,7 +334,7 @@ def test_operators_reject_the_fallback_trees_but_still_breed(typed, rng):
     n = 400
     ops = np.full(n, kv.SUBTREE)
     first = rng.integers(len(pop), size=n)
-    uniforms = rng.random((n, uniforms_per_child(typed, 30, 3, 6)))
+    uniforms = ChildDraws.draw(rng, uniforms_per_child(typed, 30, 3, 6))
     kids, made = breed_children(pop, ops, first, first, uniforms, typed, N_FEATURES, 6, 30, 3)
     for child in kids:
         check_program(child)

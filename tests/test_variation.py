@@ -26,7 +26,7 @@ from hybrid_gp.operators.batch import (
     breed_children_reference,
     uniforms_per_child,
 )
-from hybrid_gp.operators.draws import UniformDraws
+from hybrid_gp.operators.draws import ChildDraws, UniformDraws
 from hybrid_gp.program import check_program
 
 GRAMMARS = ["full", "koza", "boolean", "arith", "binpack"]
@@ -45,9 +45,8 @@ def _setup(name: str, rng: np.random.Generator, n_pop: int = 24, n_children: int
     first = rng.integers(len(pop), size=n_children)
     second = rng.integers(len(pop), size=n_children)
     width = row or uniforms_per_child(g, max_size, mutation_depth, max_depth)
-    uniforms = rng.random((n_children, width))
-    args = (pop, ops, first, second, uniforms, g, N_FEATURES, max_depth, max_size,
-            mutation_depth)
+    args = (pop, ops, first, second, ChildDraws.draw(rng, width), g, N_FEATURES, max_depth,
+            max_size, mutation_depth)
     return g, pop, args
 
 
@@ -123,8 +122,8 @@ def test_fallbacks_are_reported_as_the_operator_that_made_the_child(koza, rng):
     for op in (kv.CONSTANT, kv.HOIST, kv.SHRINK):
         ops = np.full(n, op)
         zeros = np.zeros(n, dtype=np.int64)
-        uniforms = rng.random((n, uniforms_per_child(koza, 20, 3, 5)))
-        args = ([leaf], ops, zeros, zeros, uniforms, koza, 1, 5, 20, 3)
+        draws = ChildDraws.draw(rng, uniforms_per_child(koza, 20, 3, 5))
+        args = ([leaf], ops, zeros, zeros, draws, koza, 1, 5, 20, 3)
         kids, made = breed_children(*args)
         assert set(made.tolist()) <= {kv.SUBTREE, kv.COPY}
         assert kv.SUBTREE in made.tolist()
@@ -141,8 +140,7 @@ def test_a_child_that_cannot_fit_is_a_copy_of_its_first_parent(rng):
     n = 40
     ops = rng.choice([kv.CROSSOVER, kv.SUBTREE], size=n)
     first = np.zeros(n, dtype=np.int64)
-    uniforms = rng.random((n, 64))
-    args = ([parent, other], ops, first, first + 1, uniforms, g, 3, 4, 0, 2)
+    args = ([parent, other], ops, first, first + 1, ChildDraws.draw(rng, 64), g, 3, 4, 0, 2)
     kids, made = breed_children(*args)
     assert set(made.tolist()) == {kv.COPY}
     assert all(k == parent for k in kids)
@@ -175,10 +173,14 @@ def test_uniform_draws_stay_below_n_and_fill_arrays():
     assert d.normal(size=3).shape == (3,)
 
 
-def test_uniform_draws_match_the_kernels_draws(rng):
-    """The kernel's _int/_rand/_normal helpers consume a row exactly as UniformDraws."""
-    u = rng.random(11)
-    d = UniformDraws(u)
+@pytest.mark.parametrize("k", [0, 1, 5, 3000])
+def test_uniform_draws_match_the_kernels_draws(k, rng):
+    """The kernel's _int/_rand/_normal helpers, computing child k's uniforms from the
+    batch seed, consume them exactly as UniformDraws over ChildDraws.rows' row k."""
+    draws = ChildDraws.draw(rng, 11)
+    d = UniformDraws(draws.rows(k + 1)[k])
+    first = (draws.seed + ((k << 32) + 1) * int(kv._GOLDEN)) % 2**64  # as breed sets it
+    u = np.array([first, draws.period], dtype=np.uint64)
     cur = np.zeros(1, dtype=np.int64)
     assert kv._int(u, cur, 7) == d.integers(7)
     assert kv._rand(u, cur) == d.random()
@@ -186,3 +188,22 @@ def test_uniform_draws_match_the_kernels_draws(rng):
     for _ in range(10):  # wraps
         assert kv._int(u, cur, 13) == d.integers(13)
     assert cur[0] == d.cursor
+
+
+def test_child_draws_are_uniform_and_independent_across_children():
+    """SplitMix64 rows: every value in [0, 1), means and a first-lag correlation as a
+    uniform's, within and across rows, and no two rows alike."""
+    rows = ChildDraws(12345, 257).rows(400)
+    assert rows.min() >= 0.0 and rows.max() < 1.0
+    assert abs(rows.mean() - 0.5) < 0.005 and abs(rows.var() - 1 / 12) < 0.002
+    flat = rows.ravel()
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    assert abs(np.corrcoef(rows[:-1, 0], rows[1:, 0])[0, 1]) < 0.15  # first uniforms
+    assert len({tuple(r[:4]) for r in rows.tolist()}) == 400
+
+
+def test_child_draws_refuse_a_seed_or_period_out_of_range():
+    with pytest.raises(ValueError, match="period"):
+        ChildDraws(1, 0)
+    with pytest.raises(ValueError, match="seed"):
+        ChildDraws(-1, 5)

@@ -2,9 +2,10 @@
 
 The population comes in as flat prefix codes (primitive positions, -1 constants, -k-2
 variables) with offsets; each child names its operator and parents and owns one row of
-pre-drawn uniforms. Every operator consumes its uniforms exactly as its Python twin in
-operators/classic.py and generate.py does when handed `UniformDraws` over the same row,
-so the twins produce identical children (tests compare them).
+uniforms, computed as they are used from the batch's seed (operators/draws.py). Every
+operator consumes its uniforms exactly as its Python twin in operators/classic.py and
+generate.py does when handed `UniformDraws` over the same row, so the twins produce
+identical children (tests compare them).
 
 Grammar tables (operators/batch.py builds them): 0 primitive arity, 1 return type id,
 2 argument type ids (padded), 3 minimum completion height, 4 producers of each type
@@ -31,6 +32,10 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _HOT = dict(_JIT, _nrt=False)
 
 CROSSOVER, SUBTREE, POINT, HOIST, SHRINK, CONSTANT, COPY = 0, 1, 2, 3, 4, 5, 6
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the constants of operators/draws.py
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+_UNIT = 2.0**-53
 # Numba compiles a jitted callee once more for every Python constant it is passed (a
 # literal type), and, while inferring types, for the first value of a counter that
 # starts at a constant. Numpy scalars are plain int64: these keep one compiled callee.
@@ -43,9 +48,16 @@ INTERNAL_BIAS = 0.9
 
 @njit(**_HOT)
 def _rand(uni, cur):
-    v = uni[cur[0] % uni.shape[0]]
+    """The child's next uniform. uni = (its first counter state, the period): uniform j
+    is SplitMix64 at state first + (j mod period) * golden, its top 53 bits in [0, 1)
+    (operators/draws.py: ChildDraws, whose `rows` is the twin)."""
+    j = np.uint64(cur[0] % np.int64(uni[1]))
     cur[0] += 1
-    return v
+    z = uni[0] + j * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * _UNIT
 
 
 @njit(**_HOT)
@@ -523,9 +535,10 @@ def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_
 
 
 @njit(**_JIT)
-def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms, tables,
+def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, tables,
           iparams, fparams, out_codes, out_consts, out_len, out_nconst, out_op):
-    """Write child k (operator ops[k] on parents first[k], second[k]) into row k."""
+    """Write child k (operator ops[k] on parents first[k], second[k]) into row k; draws =
+    (seed, period) of the children's uniforms (uint64, operators/draws.py)."""
     cap = out_codes.shape[1]  # >= max_size and >= every parent's size
     scratch_n = cap + 1
     sc = (np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
@@ -541,8 +554,10 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, uniforms
     chosen = np.empty(scratch_n, np.int64)
     mask = np.empty(scratch_n, np.bool_)
     cur = np.zeros(1, np.int64)
+    uni = np.empty(2, np.uint64)  # child k's (first counter state, period)
+    uni[1] = draws[1]
     for k in range(ops.shape[0]):
-        uni = uniforms[k]
+        uni[0] = draws[0] + ((np.uint64(k) << np.uint64(32)) + np.uint64(1)) * _GOLDEN
         cur[0] = 0
         pa, pb = first[k], second[k]
         a_codes = pop_codes[pop_off[pa]:pop_off[pa + 1]]

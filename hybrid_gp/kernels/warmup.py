@@ -65,13 +65,14 @@ def compile_group(group: str) -> None:
         fingerprint_array(np.zeros((2, 4)))
     elif group == "variation":
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
+        from hybrid_gp.operators.draws import ChildDraws
         from hybrid_gp.search.selection import lexicase, nsga2_ranks, nsga2_survivors
 
         grammar = problem.grammar
         rng = np.random.default_rng(0)
         ops = np.arange(8) % 5
-        uniforms = rng.random((8, uniforms_per_child(grammar, 20, 2, 6)))
-        breed_children(programs, ops, ops, ops[::-1].copy(), uniforms, grammar, 1, 6, 20, 2)
+        draws = ChildDraws(0, uniforms_per_child(grammar, 20, 2, 6))
+        breed_children(programs, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6, 20, 2)
         errors, sizes = rng.random(8), np.arange(8, dtype=np.float64)
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)

@@ -1,5 +1,5 @@
 """The fast path of the portfolio: classic children of a whole generation in one
-Numba call (kernels/variation.py), turned back into Programs."""
+Numba call (kernels/variation.py), handed on as Genomes (flat arrays)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ..genomes import Genomes
 from ..grammar import Grammar
 from ..kernels import variation as kv
 from ..program import Program
+from .draws import ChildDraws, UniformDraws
 
 #: Operator name -> kernel id, for the operators the batch breeder implements.
 KERNEL_IDS = {"crossover": kv.CROSSOVER, "subtree": kv.SUBTREE, "point": kv.POINT,
@@ -60,11 +61,11 @@ def grow_capacity(grammar: Grammar, depth: int) -> int:
 
 
 def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.ndarray,
-                   second: np.ndarray, uniforms: np.ndarray, grammar: Grammar,
+                   second: np.ndarray, draws: ChildDraws, grammar: Grammar,
                    n_features: int, max_depth: int, max_size: int,
                    mutation_depth: int) -> tuple[Genomes, np.ndarray]:
     """Children k = operator ops[k] (kernel ids) on population[first[k]], [second[k]],
-    each drawing from uniforms[k]. Returns the children as Genomes (straight from the
+    each drawing from its row of `draws`. Returns the children as Genomes (straight from the
     breeder's arrays: no Program is made unless one is read, and scoring them needs no
     compile_batch) and the kernel id that made each (after fallbacks). A population
     given as Genomes is read as it is; a list of Programs is flattened first."""
@@ -91,7 +92,7 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                  np.ascontiguousarray(ops, dtype=np.int64),
                  np.ascontiguousarray(first, dtype=np.int64),
                  np.ascontiguousarray(second, dtype=np.int64),
-                 np.ascontiguousarray(uniforms, dtype=np.float64), tables, iparams, fparams,
+                 draws.kernel_args(), tables, iparams, fparams,
                  out_codes, out_consts, out_len, out_nc, out_op)
     # The rows' used prefixes, end to end.
     width = np.arange(out_codes.shape[1])
@@ -106,29 +107,30 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
 
 def uniforms_per_child(grammar: Grammar, max_size: int, mutation_depth: int,
                        max_depth: int) -> int:
-    """Row length of the uniforms: enough for any operator; rows wrap if ever exceeded."""
+    """Period of a child's uniforms (ChildDraws): more than any operator uses, so a
+    child never sees a uniform twice; rows wrap if ever exceeded."""
     return 3 * (max_size + grow_capacity(grammar, min(mutation_depth, max_depth))) + 16
 
 
 def breed_children_reference(population: Sequence[Program], ops: np.ndarray,
-                             first: np.ndarray, second: np.ndarray, uniforms: np.ndarray,
+                             first: np.ndarray, second: np.ndarray, draws: ChildDraws,
                              grammar: Grammar, n_features: int, max_depth: int, max_size: int,
                              mutation_depth: int) -> tuple[list[Program], np.ndarray]:
     """The Python twin of `breed_children`: the classic operators of classic.py, each
-    drawing from `UniformDraws(uniforms[k])`, with the same fallbacks."""
-    from .draws import UniformDraws
+    drawing from `UniformDraws` over its row of `draws.rows`, with the same fallbacks."""
     from .portfolio import CLASSIC, VariationContext
 
     ctx = VariationContext(grammar, n_features, max_depth, max_size, mutation_depth)
     children, made_by = [], []
+    rows = draws.rows(len(ops))
     for k, op_id in enumerate(np.asarray(ops).tolist()):
-        draws = UniformDraws(uniforms[k])
+        uniforms = UniformDraws(rows[k])
         a, b = population[int(first[k])], population[int(second[k])]
         name = KERNEL_NAMES[op_id]
-        child = CLASSIC[name].fn(a, b, draws, ctx)
+        child = CLASSIC[name].fn(a, b, uniforms, ctx)
         if child is None:
             name = "subtree"
-            child = CLASSIC[name].fn(a, b, draws, ctx)
+            child = CLASSIC[name].fn(a, b, uniforms, ctx)
         if child is None:
             name, child = "copy", a
         children.append(child)

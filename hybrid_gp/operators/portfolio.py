@@ -21,6 +21,7 @@ from ..grammar import Grammar
 from ..program import Program
 from . import classic
 from .batch import KERNEL_IDS, KERNEL_NAMES, breed_children, uniforms_per_child
+from .draws import ChildDraws
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,10 @@ class Portfolio:
         n = len(first)
         picks = rng.choice(len(self.operators), size=n, p=self.weights)
         requested = self._kernel_ids[picks]
-        uniforms = rng.random((n, uniforms_per_child(ctx.grammar, ctx.max_size,
-                                                     ctx.mutation_depth, ctx.max_depth)))
+        draws = ChildDraws.draw(rng, uniforms_per_child(ctx.grammar, ctx.max_size,
+                                                        ctx.mutation_depth, ctx.max_depth))
         children, made_by = breed_children(
-            population, requested, first, second, uniforms, ctx.grammar, ctx.n_features,
+            population, requested, first, second, draws, ctx.grammar, ctx.n_features,
             ctx.max_depth, ctx.max_size, ctx.mutation_depth)
         names = [KERNEL_NAMES[k] for k in made_by.tolist()]
         parents = [(i, j) if name == "crossover" else (i,)
