@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, overload
 import numpy as np
 
 from .grammar import Grammar
+from .kernels.segments import take_segments
 from .program import Program
 
 if TYPE_CHECKING:
@@ -181,7 +182,17 @@ def _objects(programs: Sequence[Program]) -> np.ndarray:
 
 def gather_segments(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The segments `idx` of a flat array cut by `offsets`, and their new offsets."""
+    """The segments `idx` of a flat array cut by `offsets`, and their new offsets: one
+    Numba loop (kernels/segments.py); `gather_segments_reference` is its twin."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if len(idx) and not (idx.min() >= 0 and idx.max() < len(offsets) - 1):
+        raise IndexError(f"segment index out of range 0..{len(offsets) - 2}")
+    return take_segments(values, offsets, idx)
+
+
+def gather_segments_reference(values: np.ndarray, offsets: np.ndarray, idx: np.ndarray
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Numpy twin of `gather_segments`."""
     starts, lengths = offsets[idx], offsets[idx + 1] - offsets[idx]
     new_off = np.zeros(len(idx) + 1, dtype=np.int64)
     np.cumsum(lengths, out=new_off[1:])

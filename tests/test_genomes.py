@@ -13,7 +13,7 @@ from hypothesis import given, settings
 
 import hybrid_gp as hg
 from hybrid_gp.compiler import compile_batch
-from hybrid_gp.genomes import Genomes
+from hybrid_gp.genomes import Genomes, gather_segments, gather_segments_reference
 from hybrid_gp.problem import get_problem
 from hybrid_gp.search.population import Population
 
@@ -116,3 +116,24 @@ def test_a_population_keeps_the_first_of_each_function_and_loads_old_pickles():
     old.__setstate__({**old.__dict__, "programs": list(programs), "keys": keys})  # as before
     assert isinstance(old.programs, Genomes) and old.keys.dtype == np.int64
     assert old.programs == programs
+
+
+@SOME
+@given(st.lists(st.integers(0, 6), max_size=30), st.data())
+def test_gathering_segments_kernel_equals_its_twin(lengths, data):
+    """Segments of any length (empty ones too), any order, repeats, int32, int64 and
+    float64 values."""
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    idx = np.array(data.draw(st.lists(st.integers(0, max(len(lengths) - 1, 0)),
+                                      max_size=40 if lengths else 0)), dtype=np.int64)
+    for dtype in (np.int32, np.int64, np.float64):
+        values = (np.arange(offsets[-1]) * 3 - 7).astype(dtype)
+        got, got_off = gather_segments(values, offsets, idx)
+        want, want_off = gather_segments_reference(values, offsets, idx)
+        assert got.dtype == want.dtype == dtype
+        assert np.array_equal(got, want) and np.array_equal(got_off, want_off)
+
+
+def test_gathering_a_segment_past_the_end_is_refused():
+    with pytest.raises(IndexError, match="out of range"):
+        gather_segments(np.arange(4), np.array([0, 2, 4]), np.array([0, 2]))

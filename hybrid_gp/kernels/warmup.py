@@ -63,6 +63,7 @@ def compile_group(group: str) -> None:
         table.find(keys[:, 0], keys[:, 1], touch=True)
         table.in_order()
         fingerprint_array(np.zeros((2, 4)))
+        batch.take([1, 0])
     elif group == "variation":
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
         from hybrid_gp.operators.draws import ChildDraws
@@ -72,7 +73,9 @@ def compile_group(group: str) -> None:
         rng = np.random.default_rng(0)
         ops = np.arange(8) % 5
         draws = ChildDraws(0, uniforms_per_child(grammar, 20, 2, 6))
-        breed_children(programs, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6, 20, 2)
+        kids, _ = breed_children(programs, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6,
+                                 20, 2)
+        kids.take([1, 0])
         errors, sizes = rng.random(8), np.arange(8, dtype=np.float64)
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)
