@@ -51,9 +51,12 @@ def _rand(uni, cur):
     """The child's next uniform. uni = (its first counter state, the period): uniform j
     is SplitMix64 at state first + (j mod period) * golden, its top 53 bits in [0, 1)
     (operators/draws.py: ChildDraws, whose `rows` is the twin)."""
-    j = np.uint64(cur[0] % np.int64(uni[1]))
+    at = cur[0]
     cur[0] += 1
-    z = uni[0] + j * _GOLDEN
+    period = np.int64(uni[1])
+    if at >= period:  # rows wrap; a division only then (it costs more than the mixing)
+        at %= period
+    z = uni[0] + np.uint64(at) * _GOLDEN
     z = (z ^ (z >> np.uint64(30))) * _MIX_1
     z = (z ^ (z >> np.uint64(27))) * _MIX_2
     z = z ^ (z >> np.uint64(31))
@@ -536,10 +539,11 @@ def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_
 
 @njit(**_JIT)
 def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, tables,
-          iparams, fparams, out_codes, out_consts, out_len, out_nconst, out_op):
-    """Write child k (operator ops[k] on parents first[k], second[k]) into row k; draws =
-    (seed, period) of the children's uniforms (uint64, operators/draws.py)."""
-    cap = out_codes.shape[1]  # >= max_size and >= every parent's size
+          iparams, fparams, cap, out_codes, out_consts, out_off, out_coff, out_op):
+    """Make child k (operator ops[k] on parents first[k], second[k]) and append it to
+    out_codes / out_consts (flat, room for cap nodes per child; out_off / out_coff get
+    the offsets); draws = (seed, period) of the children's uniforms (uint64,
+    operators/draws.py). cap >= max_size and >= every parent's size."""
     scratch_n = cap + 1
     sc = (np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
           np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
@@ -556,6 +560,8 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, t
     cur = np.zeros(1, np.int64)
     uni = np.empty(2, np.uint64)  # child k's (first counter state, period)
     uni[1] = draws[1]
+    out_off[0] = 0
+    out_coff[0] = 0
     for k in range(ops.shape[0]):
         uni[0] = draws[0] + ((np.uint64(k) << np.uint64(32)) + np.uint64(1)) * _GOLDEN
         cur[0] = 0
@@ -597,10 +603,11 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, t
                 child_codes[q] = a_codes[q]
             for q in range(nc):
                 child_consts[q] = a_consts[q]
+        at, c_at = out_off[k], out_coff[k]
         for q in range(n):
-            out_codes[k, q] = child_codes[q]
+            out_codes[at + q] = child_codes[q]
         for q in range(nc):
-            out_consts[k, q] = child_consts[q]
-        out_len[k] = n
-        out_nconst[k] = nc
+            out_consts[c_at + q] = child_consts[q]
+        out_off[k + 1] = at + n
+        out_coff[k + 1] = c_at + nc
         out_op[k] = op

@@ -81,10 +81,10 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                         mutation_depth, grow_n, int(bool(grammar.constraints))],
                        dtype=np.int64)
     fparams = np.array([c.low, c.high, c.probability, PERTURBATION_SCALE], dtype=np.float64)
-    out_codes = np.empty((n, cap), dtype=np.int64)
-    out_consts = np.empty((n, cap), dtype=np.float64)
-    out_len = np.empty(n, dtype=np.int64)
-    out_nc = np.empty(n, dtype=np.int64)
+    out_codes = np.empty(n * cap, dtype=np.int64)
+    out_consts = np.empty(n * cap, dtype=np.float64)
+    code_off = np.zeros(n + 1, dtype=np.int64)
+    const_off = np.zeros(n + 1, dtype=np.int64)
     out_op = np.empty(n, dtype=np.int64)
     if n:
         # Contiguous arrays of fixed dtypes: one compiled signature (and one cache entry).
@@ -92,16 +92,10 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                  np.ascontiguousarray(ops, dtype=np.int64),
                  np.ascontiguousarray(first, dtype=np.int64),
                  np.ascontiguousarray(second, dtype=np.int64),
-                 draws.kernel_args(), tables, iparams, fparams,
-                 out_codes, out_consts, out_len, out_nc, out_op)
-    # The rows' used prefixes, end to end.
-    width = np.arange(out_codes.shape[1])
-    code_off = np.zeros(n + 1, dtype=np.int64)
-    out_len.cumsum(out=code_off[1:])
-    const_off = np.zeros(n + 1, dtype=np.int64)
-    out_nc.cumsum(out=const_off[1:])
-    children = Genomes(grammar, out_codes[width < out_len[:, None]], code_off,
-                       out_consts[width < out_nc[:, None]], const_off)
+                 draws.kernel_args(), tables, iparams, fparams, cap,
+                 out_codes, out_consts, code_off, const_off, out_op)
+    children = Genomes(grammar, out_codes[:code_off[-1]].copy(), code_off,
+                       out_consts[:const_off[-1]].copy(), const_off)
     return children, out_op
 
 
