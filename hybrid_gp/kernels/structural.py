@@ -35,13 +35,13 @@ def _mix(x):
 
 
 @njit(**_JIT)
-def _value_bits(v):
-    """Bits of a float64 with -0.0 -> 0.0 and every NaN -> one NaN."""
+def _value_bits(v, scratch, scratch_bits):
+    """Bits of a float64 with -0.0 -> 0.0 and every NaN -> one NaN (scratch: one
+    float64 and its uint64 view, so no allocation per constant)."""
     if v != v:
         return _CANONICAL_NAN
-    scratch = np.empty(1, dtype=np.float64)
     scratch[0] = v + 0.0
-    return scratch.view(np.uint64)[0]
+    return scratch_bits[0]
 
 
 @njit(**_JIT)
@@ -114,13 +114,18 @@ def _combine(h, child):
 @njit(**_JIT)
 def structural_keys(codes, code_off, consts, const_off, arity, commutative, out):
     """out[p] = (k1, k2): the 128-bit canonical key of program p."""
+    longest = 0
+    for p in range(out.shape[0]):
+        longest = max(longest, code_off[p + 1] - code_off[p])
+    # One stack for the whole batch (an allocation per program cost more than its keys).
+    h1 = np.empty(longest, dtype=np.uint64)
+    h2 = np.empty(longest, dtype=np.uint64)
+    is_const = np.empty(longest, dtype=np.bool_)
+    value = np.empty(longest, dtype=np.float64)  # the value of constant entries
+    scratch = np.empty(1, dtype=np.float64)
+    scratch_bits = scratch.view(np.uint64)
     for p in range(out.shape[0]):
         start, end = code_off[p], code_off[p + 1]
-        n = end - start
-        h1 = np.empty(n, dtype=np.uint64)
-        h2 = np.empty(n, dtype=np.uint64)
-        is_const = np.empty(n, dtype=np.bool_)
-        value = np.empty(n, dtype=np.float64)  # the value of constant entries
         sp = 0
         kc = const_off[p + 1]
         for k in range(end - 1, start - 1, -1):
@@ -128,7 +133,7 @@ def structural_keys(codes, code_off, consts, const_off, arity, commutative, out)
             if c == -1:
                 kc -= 1
                 value[sp] = consts[kc]
-                bits = _value_bits(consts[kc])
+                bits = _value_bits(consts[kc], scratch, scratch_bits)
                 h1[sp] = _mix(bits ^ _SALT_CONST)
                 h2[sp] = _mix(bits + _SALT_SECOND)
                 is_const[sp] = True
@@ -152,7 +157,7 @@ def structural_keys(codes, code_off, consts, const_off, arity, commutative, out)
                 y = value[top - 1] if a > 1 else 0.0
                 z = value[top - 2] if a > 2 else 0.0
                 folded = fold(c, x, y, z)
-                bits = _value_bits(folded)
+                bits = _value_bits(folded, scratch, scratch_bits)
                 x1 = _mix(bits ^ _SALT_CONST)
                 x2 = _mix(bits + _SALT_SECOND)
                 value[bottom] = folded
