@@ -40,7 +40,8 @@ class Archive:
             old = table.get(c)
             if old is None or e < old[0]:
                 table[c] = (e, programs[i])
-        top = int(ok[np.lexsort((comp[ok], err[ok]))[0]])  # by error, then complexity
+        best = ok[err[ok] == err[ok].min()]  # by error, then complexity, then index
+        top = int(best[np.argmin(comp[best])])
         e, c = float(err[top]), float(comp[top])
         if e < self.best_error or (e == self.best_error and c < self.best_complexity):
             self.best_error, self.best, self.best_complexity = e, programs[top], c

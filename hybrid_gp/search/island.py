@@ -425,14 +425,19 @@ def case_errors(pop: Population, problem: Problem, max_rows: int,
 def generation_event(island: Island) -> dict[str, Any]:
     """The island's numbers after a generation (no wall-clock values)."""
     pop, a, c = island.population, island.archive, island.counters
-    finite = pop.errors[np.isfinite(pop.errors)]
+    finite = np.sort(pop.errors[np.isfinite(pop.errors)])
+    half = len(finite) // 2  # the median as np.median gives it, without its overhead
+    median = None
+    if len(finite):
+        median = finite[half] if len(finite) % 2 else (finite[half - 1] + finite[half]) / 2
+    keys = np.sort(pop.keys)
     return {
         "event": "generation", "island": island.index, "generation": island.generation,
         "island_evaluations": c.evaluations, "island_cache_hits": c.cache_hits,
         "best_error": _num(a.best_error), "best_complexity": _num(a.best_complexity),
-        "median_error": _num(float(np.median(finite))) if len(finite) else None,
+        "median_error": None if median is None else _num(float(median)),
         "mean_complexity": float(np.mean(pop.complexity)) if len(pop) else None,
-        "unique_functions": len(np.unique(pop.keys)),
+        "unique_functions": int(len(keys) and 1 + np.count_nonzero(keys[1:] != keys[:-1])),
     }
 
 

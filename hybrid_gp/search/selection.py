@@ -76,7 +76,13 @@ def _sweep(errors: np.ndarray, complexity: np.ndarray) -> tuple[np.ndarray, np.n
     """(the (complexity, error, index) order, the front of each point)."""
     err = np.where(np.isnan(errors), np.inf, errors).astype(np.float64)
     comp = np.asarray(complexity, dtype=np.float64)
-    order = np.lexsort((err, comp))
+    with np.errstate(invalid="ignore"):  # NaN or huge complexities: not node counts
+        small = comp.astype(np.int16)
+    if len(comp) and np.array_equal(small, comp):  # node counts: a radix sort by them
+        by_error = np.argsort(err, kind="stable")
+        order = by_error[np.argsort(small[by_error], kind="stable")]
+    else:
+        order = np.lexsort((err, comp))
     return order, _fronts_2d(err, comp, order)
 
 
