@@ -359,8 +359,10 @@ class EquivalenceCache:
         ids = structural.find(s_hi, s_lo)
         known = np.flatnonzero(ids >= 0)
         fkeys[known] = structural.ivals[ids[known]]
-        hits = known[functional.find(_zeros(len(known)), _words(fkeys[known])) >= 0]
-        structural.find(s_hi[hits], s_lo[hits], touch=True)
+        in_table = functional.find(_zeros(len(known)), _words(fkeys[known]))
+        hits = known[in_table >= 0]
+        hit_ids = in_table[in_table >= 0]  # functional entries of the hits, in order
+        structural.touch(ids[hits])
         self.stats.structural_hits += len(hits)
         is_hit = np.zeros(n, dtype=bool)
         is_hit[hits] = True
@@ -369,7 +371,8 @@ class EquivalenceCache:
         if len(pending):
             prints = self.fingerprints(batch.take(pending), scorer.n_jobs)
             fkeys[pending] = prints
-            seen = functional.find(_zeros(len(prints)), _words(prints)) >= 0
+            in_table = functional.find(_zeros(len(prints)), _words(prints))
+            seen = in_table >= 0
             found = pending[seen]
             structural.put(s_hi[found], s_lo[found], prints[seen], _zeros(len(found)))
             unseen = pending[~seen]
@@ -377,8 +380,10 @@ class EquivalenceCache:
             first[np.unique(fkeys[unseen], return_index=True)[1]] = True
             new, followers = unseen[first], unseen[~first]
             hits = np.concatenate([hits, found])
+            hit_ids = np.concatenate([hit_ids, in_table[seen]])
             self.stats.functional_hits += len(found)
-        ids = functional.find(_zeros(len(hits)), _words(fkeys[hits]), touch=True)
+        functional.touch(hit_ids)  # what a lookup of the hits' keys with touch would do
+        ids = hit_ids
         errors[hits] = functional.fvals[ids]
         order, reasons = new, ["new"] * len(new)
         if self.mode != "standard" and len(hits):  # standard mode never re-checks a hit

@@ -43,6 +43,9 @@ def test_the_table_and_its_ordered_dict_twin_agree(capacity, space, seed):
             found = ids >= 0
             want = [twin.table[r][0] for r in ref if r is not None]
             assert table.ivals[ids[found]].tolist() == want
+            if not touch and rng.random() < 0.5:  # touch what was found, by id
+                table.touch(ids[found])
+                twin.touch([r for r in ref if r is not None])
         else:
             iv = rng.integers(-5, 5, n)
             fv = rng.normal(size=n)
@@ -70,6 +73,20 @@ def test_a_lookup_without_touch_leaves_the_order_alone():
     table.find(z[:1], np.array([7], dtype=np.uint64))
     table.put(z[:1], np.array([9], dtype=np.uint64), [0], [0.0])
     assert sorted(int(k) for k in table.keys[table.in_order(), 1]) == [8, 9]
+
+
+def test_touching_by_id_is_a_lookup_with_touch():
+    keys = np.arange(1, 6, dtype=np.uint64)
+    z = np.zeros(5, dtype=np.uint64)
+    by_id, by_key = LruTable(5), LruTable(5)
+    for t in (by_id, by_key):
+        t.put(z, keys, np.arange(5), np.zeros(5))
+    pick = np.array([3, 0, 3, 1], dtype=np.uint64) + np.uint64(1)
+    by_id.touch(by_id.find(z[:4], pick))
+    by_key.find(z[:4], pick, touch=True)
+    assert by_id.in_order().tolist() == by_key.in_order().tolist() == [2, 4, 0, 3, 1]
+    with pytest.raises(ValueError, match="entry ids"):
+        by_id.touch(np.array([5]))
 
 
 def test_the_pool_grows_to_the_capacity_and_no_further():

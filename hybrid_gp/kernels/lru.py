@@ -110,6 +110,13 @@ def lookup(index, keys, prev, nxt, meta, his, los, touch, out):
 
 
 @njit(**_JIT)
+def touch_ids(prev, nxt, meta, ids):
+    """Entries ids[0], ids[1], ... become the most recent, in order."""
+    for k in range(len(ids)):
+        _touch(prev, nxt, meta, ids[k])
+
+
+@njit(**_JIT)
 def put(index, keys, ivals, fvals, prev, nxt, meta, his, los, iv, fv, touch):
     """Store values under keys, in order. A known key gets the new values (and becomes
     the most recent when `touch`); a new key is appended as the most recent, evicting
@@ -208,6 +215,14 @@ class LruTable:
         lookup(self.index, self.keys, self.prev, self.next, self.meta, his, los, bool(touch),
                out)
         return out
+
+    def touch(self, ids: np.ndarray) -> None:
+        """Make entries (ids from `find`, still valid) the most recent, in order: what
+        `find(..., touch=True)` of their keys does, without looking them up again."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) and not (ids.min() >= 0 and ids.max() < len(self)):
+            raise ValueError(f"entry ids must be in 0..{len(self) - 1}")
+        touch_ids(self.prev, self.next, self.meta, ids)
 
     def put(self, his: np.ndarray, los: np.ndarray, ivals: np.ndarray, fvals: np.ndarray,
             touch: bool = True) -> int:

@@ -28,6 +28,10 @@ class LruTableReference:
                 self.table.move_to_end(key)
         return out
 
+    def touch(self, ids: list) -> None:
+        for key in ids:
+            self.table.move_to_end(key)
+
     def put(self, his: np.ndarray, los: np.ndarray, ivals: np.ndarray, fvals: np.ndarray,
             touch: bool = True) -> int:
         evicted = 0
