@@ -23,6 +23,8 @@ from . import classic
 from .batch import KERNEL_IDS, KERNEL_NAMES, breed_children, uniforms_per_child
 from .draws import ChildDraws
 
+KERNEL_ORDER = tuple(KERNEL_NAMES[k] for k in range(len(KERNEL_NAMES)))  # name by kernel id
+
 
 @dataclass(frozen=True)
 class VariationContext:
@@ -92,17 +94,48 @@ CLASSIC: dict[str, Operator] = {
 }
 
 
+NO_PARENT = -1
+
+
 @dataclass
 class Brood:
-    """A generation's children and where each came from (for the genealogy)."""
+    """A generation's children and where each came from (for the genealogy), as
+    arrays: child k was made by operator names[op_codes[k]] from the population members
+    parent_index[k] (two columns, NO_PARENT where there is none)."""
 
-    children: Genomes = field(default_factory=lambda: Genomes.of([]))
-    operators: list[str] = field(default_factory=list)
-    parents: list[tuple[int, ...]] = field(default_factory=list)
+    children: Genomes
+    op_codes: np.ndarray  # int64, one per child
+    parent_index: np.ndarray  # int64, (n_children, 2)
+    names: list[str] = field(default_factory=lambda: list(KERNEL_ORDER))
     fallbacks: int = 0
 
-    def __post_init__(self) -> None:
-        self.children = Genomes.of(self.children)
+    @classmethod
+    def from_kernel(cls, children: Genomes, made_by: np.ndarray, first: np.ndarray,
+                    second: np.ndarray, fallbacks: int = 0) -> Brood:
+        """The batch breeder's children: kernel ids are the codes; a crossover child has
+        both tournament winners as parents, the others the first."""
+        made_by = np.asarray(made_by, dtype=np.int64)
+        parents = np.full((len(made_by), 2), NO_PARENT, dtype=np.int64)
+        parents[:, 0] = first
+        crossed = made_by == KERNEL_IDS["crossover"]
+        parents[crossed, 1] = np.asarray(second)[crossed]
+        return cls(children, made_by, parents, list(KERNEL_ORDER), fallbacks)
+
+    @property
+    def operators(self) -> list[str]:
+        """Operator name of each child."""
+        return [self.names[c] for c in self.op_codes.tolist()]
+
+    @property
+    def parents(self) -> list[tuple[int, ...]]:
+        """Population indices of each child's parents."""
+        return [tuple(j for j in row if j != NO_PARENT) for row in self.parent_index.tolist()]
+
+    def code_of(self, name: str) -> int:
+        """The code of an operator name (a new name gets the next code)."""
+        if name not in self.names:
+            self.names.append(name)
+        return self.names.index(name)
 
     def replace(self, idx: Sequence[int], children: Sequence[Program],
                 operators: Sequence[str] | str | None = None,
@@ -110,15 +143,18 @@ class Brood:
         """Put children[k] in place of child idx[k] (immigrants, semantic children,
         retries, fitted constants); `operators` and `parents` name where the new ones
         came from (one name for all, or one each; None keeps the old)."""
-        idx = [int(i) for i in idx]
+        idx = np.asarray(idx, dtype=np.int64)
         self.children = self.children.replaced(idx, children)
         if operators is not None:
             names = [operators] * len(idx) if isinstance(operators, str) else list(operators)
-            for i, name in zip(idx, names, strict=True):
-                self.operators[i] = name
+            self.op_codes = self.op_codes.copy()
+            self.op_codes[idx] = [self.code_of(name) for name in names]
         if parents is not None:
-            for i, p in zip(idx, parents, strict=True):
-                self.parents[i] = p
+            rows = np.full((len(idx), 2), NO_PARENT, dtype=np.int64)
+            for k, p in enumerate(parents):
+                rows[k, :len(p)] = p
+            self.parent_index = self.parent_index.copy()
+            self.parent_index[idx] = rows
 
     def compiled(self) -> CompiledBatch:
         """The children as the evaluation kernels read them (no Program needed)."""
@@ -148,11 +184,8 @@ class Portfolio:
         children, made_by = breed_children(
             population, requested, first, second, draws, ctx.grammar, ctx.n_features,
             ctx.max_depth, ctx.max_size, ctx.mutation_depth)
-        names = [KERNEL_NAMES[k] for k in made_by.tolist()]
-        parents = [(i, j) if name == "crossover" else (i,)
-                   for i, j, name in zip(np.asarray(first).tolist(), np.asarray(second).tolist(),
-                                         names, strict=True)]
-        return Brood(children, names, parents, int(np.count_nonzero(made_by != requested)))
+        return Brood.from_kernel(children, made_by, first, second,
+                                 int(np.count_nonzero(made_by != requested)))
 
     def set_weights(self, weights: dict[str, float]) -> None:
         """New relative weights by operator name (the bandit's shares); operators

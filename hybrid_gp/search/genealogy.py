@@ -10,7 +10,7 @@ the error change) of the ancestors of chosen individuals.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,25 +64,32 @@ class Genealogy:
 
     def credit_children(self, operators: list[str], parent_errors: Iterable[float],
                         child_errors: Iterable[float]) -> None:
-        """Count each child towards its operator (operators as small ints, counted by
-        bincount)."""
+        """Count each child towards its operator (named one per child)."""
         if not operators:
             return
         index: dict[str, int] = {}
         codes = np.array([index.setdefault(op, len(index)) for op in operators],
                          dtype=np.int64)
+        self.credit_codes(codes, list(index), parent_errors, child_errors)
+
+    def credit_codes(self, codes: np.ndarray, names: Sequence[str],
+                     parent_errors: Iterable[float], child_errors: Iterable[float]) -> None:
+        """Count each child towards its operator names[codes[k]], counted by bincount."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if not len(codes):
+            return
         pe = np.asarray(parent_errors, dtype=np.float64)
         ce = np.asarray(child_errors, dtype=np.float64)
         better = ce < pe
         with np.errstate(all="ignore"):
             gain = np.where(np.isfinite(pe) & (pe > 0), (pe - ce) / pe, 1.0)
         gain = np.where(better, gain, 0.0)
-        n = len(index)
+        n = len(names)
         children = np.bincount(codes, minlength=n).tolist()
         improved = np.bincount(codes[better], minlength=n).tolist()
-        for op in sorted(index):  # the order the credit table first met them in
+        present = sorted((names[k], k) for k in range(n) if children[k])
+        for op, k in present:  # the order the credit table first meets them in: by name
             c = self.credit.setdefault(op, OperatorCredit())
-            k = index[op]
             c.children += children[k]
             c.improved += improved[k]
             c.gain += float(gain[codes == k].sum())  # numpy's pairwise sum, as before

@@ -175,14 +175,14 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     programs = brood.children.take(keep)
     children = Population(programs, scored.errors[keep], problem.complexities(programs),
                           scored.keys[keep], island.new_ids(len(keep)))
-    operators = [brood.operators[i] for i in keep]
-    n_parents = np.fromiter((len(p) for p in brood.parents), dtype=np.int64,
-                            count=len(brood.parents))
+    op_codes = brood.op_codes[keep]
+    n_parents = np.count_nonzero(brood.parent_index >= 0, axis=1)
     first_error, second_error = pop.errors[first], pop.errors[second]
     best_parent = np.where(n_parents == 2, np.minimum(first_error, second_error),
                            np.where(n_parents == 1, first_error, np.inf))[keep]
-    island.genealogy.credit_children(operators, best_parent, children.errors)
-    parents = _ParentIds(pop.ids, brood.parents, keep)
+    island.genealogy.credit_codes(op_codes, brood.names, best_parent, children.errors)
+    parents = _ParentIds(pop.ids, brood.parent_index[keep])
+    operators = _OperatorNames(brood.names, op_codes)
     island.generation += 1
     if s.selection == "nsga2":
         pool = (pop + children).unique()
@@ -236,17 +236,23 @@ def _retry_unchanged(island: Island, s: IslandSettings, ctx: VariationContext, b
     re-bred in one kernel call; what is still unchanged after the last round stays."""
     cache = island.scorer.cache
     pop = island.population
-    todo = [i for i, name in enumerate(brood.operators) if name in CLASSIC]
+    classic = [code for code, name in enumerate(brood.names) if name in CLASSIC]
+    todo = np.flatnonzero(np.isin(brood.op_codes, classic))
     for _ in range(s.retry_unchanged):
-        if not todo:
+        if not len(todo):
             return
-        keys = cache.keys_of(brood.children.take(todo), island.scorer.n_jobs)
-        todo = [i for i, key in zip(todo, keys, strict=True)
-                if any(pop.keys[p] == key for p in brood.parents[i])]
-        if not todo:
+        keys = np.asarray(cache.keys_of(brood.children.take(todo), island.scorer.n_jobs),
+                          dtype=np.int64)
+        par = brood.parent_index[todo]
+        same = np.zeros(len(todo), dtype=bool)
+        for col in range(par.shape[1]):
+            has = par[:, col] >= 0
+            same |= has & (pop.keys[np.where(has, par[:, col], 0)] == keys)
+        todo = todo[same]
+        if not len(todo):
             return
-        idx = np.asarray(todo, dtype=np.int64)
-        again = island.portfolio.breed(pop.programs, first[idx], second[idx], island.rng, ctx)
+        again = island.portfolio.breed(pop.programs, first[todo], second[todo], island.rng,
+                                       ctx)
         island.counters.variation_fallbacks += again.fallbacks
         island.counters.retried += len(todo)
         brood.replace(todo, again.children, again.operators, again.parents)
@@ -374,17 +380,28 @@ _FIT_VIEWS: dict[tuple[int, int], tuple[Problem, Problem]] = {}
 
 
 class _ParentIds:
-    """Genealogy ids of the parents of kept child k, built only when asked for."""
+    """Genealogy ids of the parents of kept child k (rows of population indices, -1
+    for none), built only when asked for."""
 
-    def __init__(self, ids: np.ndarray, parents: list[tuple[int, ...]], keep: np.ndarray):
-        self.ids, self.parents, self.keep = ids, parents, keep
+    def __init__(self, ids: np.ndarray, parent_index: np.ndarray):
+        self.ids, self.parent_index = ids, parent_index
 
     def __getitem__(self, k: int) -> tuple[int, ...]:
-        return tuple(int(self.ids[j]) for j in self.parents[self.keep[k]])
+        return tuple(int(self.ids[j]) for j in self.parent_index[k].tolist() if j >= 0)
 
 
-def _record_entrants(island: Island, new: Population, children: Population, operators: list[str],
-                     parents: _ParentIds) -> None:
+class _OperatorNames:
+    """Operator name of kept child k, looked up only when asked for."""
+
+    def __init__(self, names: list[str], codes: np.ndarray):
+        self.names, self.codes = names, codes
+
+    def __getitem__(self, k: int) -> str:
+        return self.names[self.codes[k]]
+
+
+def _record_entrants(island: Island, new: Population, children: Population,
+                     operators: _OperatorNames, parents: _ParentIds) -> None:
     """Add to the genealogy the children that made it into the new population."""
     # Children's ids are fresh (island.new_ids: ascending, in no older population), so
     # the entrants are the children whose id is in the new population.
