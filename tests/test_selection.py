@@ -74,6 +74,15 @@ def test_a_front_0_point_is_never_dominated(points):
             front == front[i] - 1))
 
 
+@SOME
+@given(POINTS, st.booleans())
+def test_the_radix_order_is_lexsorts(points, fractional):
+    err, comp = arrays(points)
+    if fractional:  # not node counts: the lexsort itself
+        comp = comp + 0.5
+    assert sel.by_complexity_then_error(err, comp).tolist() == np.lexsort((err, comp)).tolist()
+
+
 def test_equal_points_share_a_front():
     err = np.array([1.0, 1.0, 2.0, 2.0, np.inf, np.nan])
     comp = np.array([3.0, 3.0, 1.0, 1.0, 5.0, 5.0])

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..program import Program
+from .selection import by_complexity_then_error
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Archive:
         ok = np.flatnonzero(err < math.inf)  # inf and NaN never enter
         if not len(ok):
             return False
-        order = ok[np.lexsort((err[ok], comp[ok]))]  # by complexity, then error; stable
+        order = ok[by_complexity_then_error(err[ok], comp[ok])]
         first = np.ones(len(order), dtype=bool)
         first[1:] = comp[order[1:]] != comp[order[:-1]]
         table = self.by_complexity

@@ -76,14 +76,20 @@ def _sweep(errors: np.ndarray, complexity: np.ndarray) -> tuple[np.ndarray, np.n
     """(the (complexity, error, index) order, the front of each point)."""
     err = np.where(np.isnan(errors), np.inf, errors).astype(np.float64)
     comp = np.asarray(complexity, dtype=np.float64)
+    order = by_complexity_then_error(err, comp)
+    return order, _fronts_2d(err, comp, order)
+
+
+def by_complexity_then_error(err: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """np.lexsort((err, comp)): indices by complexity, then error, then index. When the
+    complexities are node counts, a stable sort by error and then a radix sort by
+    complexity (numpy's stable sort of int16) give the same order in half the time."""
     with np.errstate(invalid="ignore"):  # NaN or huge complexities: not node counts
         small = comp.astype(np.int16)
-    if len(comp) and np.array_equal(small, comp):  # node counts: a radix sort by them
-        by_error = np.argsort(err, kind="stable")
-        order = by_error[np.argsort(small[by_error], kind="stable")]
-    else:
-        order = np.lexsort((err, comp))
-    return order, _fronts_2d(err, comp, order)
+    if not (len(comp) and np.array_equal(small, comp)):
+        return np.lexsort((err, comp))
+    by_error = np.argsort(err, kind="stable")
+    return by_error[np.argsort(small[by_error], kind="stable")]
 
 
 def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
