@@ -14,8 +14,9 @@ from hypothesis import given, settings
 import hybrid_gp as hg
 from hybrid_gp.compiler import compile_batch
 from hybrid_gp.genomes import Genomes, gather_segments, gather_segments_reference
+from hybrid_gp.kernels.unique import first_occurrences
 from hybrid_gp.problem import get_problem
-from hybrid_gp.search.population import Population
+from hybrid_gp.search.population import Population, first_occurrences_reference
 
 SOME = settings(max_examples=40, deadline=None)
 PROGRAMS = {name: hg.random_programs(name, 40, 3, seed=7) for name in ("full", "koza")}
@@ -137,3 +138,10 @@ def test_gathering_segments_kernel_equals_its_twin(lengths, data):
 def test_gathering_a_segment_past_the_end_is_refused():
     with pytest.raises(IndexError, match="out of range"):
         gather_segments(np.arange(4), np.array([0, 2, 4]), np.array([0, 2]))
+
+
+@SOME
+@given(st.lists(st.integers(-3, 3) | st.integers(-2**63, 2**63 - 1), max_size=80))
+def test_first_occurrences_kernel_equals_its_twin(keys):
+    keys = np.array(keys, dtype=np.int64)
+    assert first_occurrences(keys).tolist() == first_occurrences_reference(keys).tolist()

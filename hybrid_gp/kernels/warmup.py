@@ -76,6 +76,9 @@ def compile_group(group: str) -> None:
         kids, _ = breed_children(programs, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6,
                                  20, 2)
         kids.take([1, 0])
+        from hybrid_gp.kernels.unique import first_occurrences
+
+        first_occurrences(np.arange(4))
         errors, sizes = rng.random(8), np.arange(8, dtype=np.float64)
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)

@@ -185,8 +185,10 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     operators = _OperatorNames(brood.names, op_codes)
     island.generation += 1
     if s.selection == "nsga2":
-        pool = (pop + children).unique()
-        nxt = pool.take(nsga2_survivors(pool.errors, pool.complexity, s.population_size))
+        pool = pop + children
+        first = pool.unique_index()  # one gather of programs below, not two
+        nxt = pool.take(first[nsga2_survivors(pool.errors[first], pool.complexity[first],
+                                              s.population_size)])
     else:
         order = pop.best(len(pop))
         nxt = pop.take(order[:elites]) + children

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..genomes import Genomes
+from ..kernels.unique import first_occurrences
 from ..program import Program
 
 
@@ -54,8 +55,13 @@ class Population:
 
     def unique(self) -> Population:
         """Without repeated functions (the first occurrence is kept)."""
-        first = np.unique(self.keys, return_index=True)[1]
-        return self if len(first) == len(self) else self.take(np.sort(first))
+        first = self.unique_index()
+        return self if len(first) == len(self) else self.take(first)
+
+    def unique_index(self) -> np.ndarray:
+        """Ascending indices of the first member of each function (one Numba pass,
+        kernels/unique.py)."""
+        return first_occurrences(self.keys)
 
     def replace(self, idx: Sequence[int], programs: Sequence[Program], errors: Sequence[float],
                 complexity: Sequence[float], keys: Sequence[int]) -> None:
@@ -71,3 +77,8 @@ class Population:
         """Indices of the n best by (error, complexity)."""
         err = np.where(np.isnan(self.errors), np.inf, self.errors)
         return np.lexsort((self.complexity, err))[:n]
+
+
+def first_occurrences_reference(keys: np.ndarray) -> np.ndarray:
+    """Numpy twin of kernels.unique.first_occurrences."""
+    return np.sort(np.unique(np.asarray(keys, dtype=np.int64), return_index=True)[1])
