@@ -186,9 +186,10 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     island.generation += 1
     if s.selection == "nsga2":
         pool = pop + children
-        first = pool.unique_index()  # one gather of programs below, not two
-        nxt = pool.take(first[nsga2_survivors(pool.errors[first], pool.complexity[first],
-                                              s.population_size)])
+        distinct = pool.unique_index()  # one gather of programs below, not two
+        nxt = pool.take(distinct[nsga2_survivors(pool.errors[distinct],
+                                                 pool.complexity[distinct],
+                                                 s.population_size)])
     else:
         order = pop.best(len(pop))
         nxt = pop.take(order[:elites]) + children
