@@ -331,7 +331,7 @@ def test_a_large_training_set_is_sampled_and_the_probe_is_seeded(rng):
     a, b, c = make_probe(prob, 64, seed=1), make_probe(prob, 64, seed=1), make_probe(prob, 64, 2)
     assert a.shape == (64, 2) and np.array_equal(a, b) and not np.array_equal(a, c)
     train = {tuple(r) for r in X.tolist()}
-    assert sum(tuple(r) in train for r in a.tolist()) == 32  # train_share 0.5
+    assert sum(tuple(r) in train for r in a.tolist()) == 48  # train_share 0.75
 
 
 @pytest.mark.parametrize("seed", range(5))
