@@ -179,6 +179,18 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
     return out
 
 
+def mse_from_outputs(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """What `mse_features` gives, from outputs already computed on y's rows
+    (outputs[:, :len(y)], float64): bit for bit, since the sums are the kernel's."""
+    n_rows = len(y)
+    out = np.empty(outputs.shape[0], dtype=np.float64)
+    if outputs.shape[0]:
+        kern.mse_of_outputs(np.ascontiguousarray(outputs, dtype=np.float64), n_rows,
+                            np.ascontiguousarray(y, dtype=np.float64), block_rows(n_rows),
+                            out)
+    return out
+
+
 def evaluate(programs: Sequence[Program] | Program, X: np.ndarray, n_jobs: int | None = 1,
              dtype: str = "float64") -> np.ndarray:
     """Outputs of every program on every row of X: shape (n_programs, n_rows).

@@ -21,6 +21,7 @@ from strategies import seeded_programs
 import hybrid_gp as hg
 from hybrid_gp.compiler import compile_batch
 from hybrid_gp.errors import ConfigError, DataError
+from hybrid_gp.evaluation import evaluate_features
 from hybrid_gp.hashing import (
     NAN_TOKEN,
     EquivalenceCache,
@@ -578,3 +579,42 @@ def test_keys_of_gives_the_keys_score_gives_and_counts_nothing(problem):
     assert cache.keys_of(progs) == before == scored.keys.tolist()  # now partly from the table
     assert cache.stats.as_dict() == stats
     assert before[0] == before[1] != before[2]
+
+
+# ---------------------------------------------------------------------- errors off the probe
+
+
+@pytest.mark.parametrize("metric", ["mse", "rmse", "nmse", "r2"])
+def test_errors_read_off_the_probe_are_the_evaluations_bits(metric):
+    """A training set that fits in the probe is its first rows, so a new program's
+    error comes from its probe outputs: the same bits as evaluating it on the training
+    data, for programs with huge, infinite and NaN outputs too."""
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.uniform(-3, 3, (30, 3)), [[0.0, 1.0, -1.0], [1e300, -1e-300, 5.0]]])
+    problem = Problem.from_data(X, np.sin(X[:, 0]) * X[:, 1], metric=metric)
+    programs = hg.random_programs("full", 400, 3, seed=5, min_depth=1, max_depth=7)
+    programs += [P("exp(exp(x0))"), P("x0 / (x1 - x1)"), P("log(x2) * exp(x0 * 1000.0)")]
+    cache, _ = cache_for(problem)
+    assert cache._training_rows_first(problem) == len(X)
+    batch = compile_batch(programs)
+    outputs = evaluate_features(batch, cache.probe_XT)
+    got = problem.error_from_outputs(outputs[:, :len(X)])
+    want = problem.error(batch)
+    assert got.tobytes() == want.tobytes()
+    assert np.isinf(want).any() and np.isfinite(want).any()
+
+
+def test_a_cache_reads_errors_off_the_probe_only_when_it_holds_the_training_rows(rng):
+    small = Problem.from_data(rng.uniform(-1, 1, (20, 2)), rng.normal(size=20))
+    large = Problem.from_data(rng.uniform(-1, 1, (300, 2)), rng.normal(size=300))
+    many = hg.random_programs("full", 200, 2, seed=1)
+    for problem, holds in ((small, True), (large, False)):
+        cache, scorer = cache_for(problem)
+        assert (cache._training_rows_first(problem) > 0) == holds
+        # One program per function: every one is new, so every error is its own.
+        keys = cache.keys_of(many)
+        programs = [many[i] for i in np.unique(keys, return_index=True)[1]]
+        scored = cache.score(scorer, programs)
+        assert scored.evaluated == len(programs)
+        want = problem.error(compile_batch(programs))
+        assert scored.errors.tobytes() == want.tobytes()

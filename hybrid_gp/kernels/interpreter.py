@@ -312,6 +312,25 @@ def _block_sse(src, so, y, r0, nb, diff):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
+@njit(**_JIT)
+def mse_of_outputs(outputs, n_rows, y, block, out):
+    """out[p] = the mean squared error mse_batch_serial gives program p, from its
+    outputs on the rows (outputs[p, :n_rows]): the same block sums in the same order,
+    so the same bits."""
+    diff = np.empty(block, dtype=np.float64)
+    for p in range(outputs.shape[0]):
+        src = outputs[p]
+        sse = 0.0
+        for r0 in range(0, n_rows, block):
+            part = _block_sse(src, r0, y, r0, min(block, n_rows - r0), diff)
+            if not np.isfinite(part):
+                part = np.inf
+            sse += part
+            if sse == np.inf:
+                break
+        out[p] = sse / n_rows
+
+
 @njit(**_INLINE)
 def _sse_rows(p, batch, XT, y, row0, row1, block, ws, per_block, b0, ext):
     """Sum of squared errors of program p on rows row0:row1 (inf once not finite).
