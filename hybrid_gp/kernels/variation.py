@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .structural import _GOLDEN, _mix  # SplitMix64's step and finaliser
+
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
 # Per-child code never allocates (breed hands it scratch arrays), so it is compiled
 # without reference counting: Numba otherwise increments and decrements an atomic count
@@ -32,9 +34,6 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 _HOT = dict(_JIT, _nrt=False)
 
 CROSSOVER, SUBTREE, POINT, HOIST, SHRINK, CONSTANT, COPY = 0, 1, 2, 3, 4, 5, 6
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # the constants of operators/draws.py
-_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX_2 = np.uint64(0x94D049BB133111EB)
 _UNIT = 2.0**-53
 # Numba compiles a jitted callee once more for every Python constant it is passed (a
 # literal type), and, while inferring types, for the first value of a counter that
@@ -56,10 +55,7 @@ def _rand(uni, cur):
     period = np.int64(uni[1])
     if at >= period:  # rows wrap; a division only then (it costs more than the mixing)
         at %= period
-    z = uni[0] + np.uint64(at) * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX_1
-    z = (z ^ (z >> np.uint64(27))) * _MIX_2
-    z = z ^ (z >> np.uint64(31))
+    z = _mix(uni[0] + np.uint64(at) * _GOLDEN)
     return np.float64(z >> np.uint64(11)) * _UNIT
 
 

@@ -116,7 +116,7 @@ def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) ->
     return front
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _before(a, ia, b, ib):
     """Whether (a, index ia) sorts before (b, index ib): by value, NaN last as numpy
     sorts, then by index (what a stable sort of an index-ordered list gives)."""
@@ -129,7 +129,7 @@ def _before(a, ia, b, ib):
     return a < b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _sort_by(members, key, out):
     """out = members sorted by (key[i], i). Fronts are small, so insertion sort; a large
     one (ties, inf errors) takes a stable mergesort of its index-ordered members."""
@@ -149,7 +149,7 @@ def _sort_by(members, key, out):
         out[j] = x
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _add_crowding(values, members, by_value, dist):
     """Add one objective's crowding terms to the points of one front (size > 2)."""
     m = members.shape[0]
@@ -163,7 +163,7 @@ def _add_crowding(values, members, by_value, dist):
             dist[by_value[k]] += (values[by_value[k + 1]] - values[by_value[k - 1]]) / span
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True)
 def _crowding_and_order(err, comp, front, sweep):
     """Crowding distance of every point within its front (inf at the front's ends, non-
     finite errors as the largest float), and all points ordered by (front, larger
@@ -181,7 +181,7 @@ def _crowding_and_order(err, comp, front, sweep):
         start[front[i] + 1] += 1
     for f in range(n_fronts):
         start[f + 1] += start[f]
-    members = np.empty(n, dtype=np.int64)  # each front's points, in index order
+    members = np.empty(n, dtype=np.int64)  # each front's points, in `sweep` order
     fill = start[:n_fronts].copy()
     for i in sweep:
         members[fill[front[i]]] = i
