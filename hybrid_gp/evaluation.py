@@ -183,6 +183,9 @@ def mse_from_outputs(outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """What `mse_features` gives, from outputs already computed on y's rows
     (outputs[:, :len(y)], float64): bit for bit, since the sums are the kernel's."""
     n_rows = len(y)
+    if outputs.ndim != 2 or outputs.shape[1] < n_rows or not n_rows:
+        raise DataError(f"outputs must be (n_programs, >= {n_rows}) for {n_rows} target "
+                        f"values, got shape {outputs.shape}")
     out = np.empty(outputs.shape[0], dtype=np.float64)
     if outputs.shape[0]:
         kern.mse_of_outputs(np.ascontiguousarray(outputs, dtype=np.float64), n_rows,

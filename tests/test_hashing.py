@@ -618,3 +618,9 @@ def test_a_cache_reads_errors_off_the_probe_only_when_it_holds_the_training_rows
         assert scored.evaluated == len(programs)
         want = problem.error(compile_batch(programs))
         assert scored.errors.tobytes() == want.tobytes()
+
+
+def test_errors_from_outputs_refuse_too_few_columns():
+    problem = Problem.from_data(np.arange(10.0).reshape(5, 2), np.arange(5.0))
+    with pytest.raises(DataError, match=r"outputs must be \(n_programs, >= 5\)"):
+        problem.error_from_outputs(np.zeros((3, 4)))

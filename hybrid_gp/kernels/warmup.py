@@ -66,6 +66,7 @@ def compile_group(group: str) -> None:
         problem.error_from_outputs(np.zeros((2, problem.train.n_rows)))
         batch.take([1, 0])
     elif group == "variation":
+        from hybrid_gp.kernels.unique import first_occurrences
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
         from hybrid_gp.operators.draws import ChildDraws
         from hybrid_gp.search.selection import lexicase, nsga2_ranks, nsga2_survivors
@@ -77,8 +78,6 @@ def compile_group(group: str) -> None:
         kids, _ = breed_children(programs, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6,
                                  20, 2)
         kids.take([1, 0])
-        from hybrid_gp.kernels.unique import first_occurrences
-
         first_occurrences(np.arange(4))
         errors, sizes = rng.random(8), np.arange(8, dtype=np.float64)
         nsga2_ranks(errors, sizes)
