@@ -116,6 +116,11 @@ def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) ->
     return front
 
 
+# Directions for _sort_by as numpy ints: Python constants would be literal types, and
+# Numba compiles a callee once more for each literal it is passed.
+_FORWARD, _BACKWARD = np.int64(0), np.int64(1)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _before(a, ia, b, ib):
     """Whether (a, index ia) sorts before (b, index ib): by value, NaN last as numpy
@@ -130,30 +135,51 @@ def _before(a, ia, b, ib):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _sort_by(members, key, out):
-    """out = members sorted by (key[i], i). Fronts are small, so insertion sort; a large
-    one (ties, inf errors) takes a stable mergesort of its index-ordered members."""
+def _sort_by(members, key, out, reverse):
+    """out = members sorted by (key[i], i), a total order, so any correct sort gives the
+    same result. Fronts are small, so insertion sort (nearly free on the nearly sorted
+    orders the callers pass); a large one (ties, inf errors) is merged bottom-up. Plain
+    loops: Numba's own sorts cost seconds of compile time on a first run."""
     m = members.shape[0]
-    if m > 32:
-        ordered = np.sort(members)
-        by = np.argsort(key[ordered], kind="mergesort")
-        for k in range(m):
-            out[k] = ordered[by[k]]
+    for k in range(m):  # members as given, or reversed: the insertion sort's start
+        out[k] = members[m - 1 - k] if reverse == _BACKWARD else members[k]
+    if m <= 32:
+        for k in range(1, m):
+            x = out[k]
+            j = k
+            while j > 0 and _before(key[x], x, key[out[j - 1]], out[j - 1]):
+                out[j] = out[j - 1]
+                j -= 1
+            out[j] = x
         return
-    for k in range(m):
-        x = members[k]
-        j = k
-        while j > 0 and _before(key[x], x, key[out[j - 1]], out[j - 1]):
-            out[j] = out[j - 1]
-            j -= 1
-        out[j] = x
+    src, dst = out, np.empty(m, dtype=out.dtype)
+    in_out = True  # whether src is `out`
+    width = 1
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid, hi = min(lo + width, m), min(lo + 2 * width, m)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not _before(key[src[j]], src[j],
+                                                       key[src[i]], src[i])):
+                    dst[k] = src[i]
+                    i += 1
+                else:
+                    dst[k] = src[j]
+                    j += 1
+        src, dst = dst, src
+        in_out = not in_out
+        width *= 2
+    if not in_out:
+        for k in range(m):
+            out[k] = src[k]
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _add_crowding(values, members, by_value, dist):
+def _add_crowding(values, members, reverse, by_value, dist):
     """Add one objective's crowding terms to the points of one front (size > 2)."""
     m = members.shape[0]
-    _sort_by(members, values, by_value)
+    _sort_by(members, values, by_value, reverse)
     lo, hi = values[by_value[0]], values[by_value[m - 1]]
     span = hi - lo
     dist[by_value[0]] = np.inf
@@ -198,13 +224,13 @@ def _crowding_and_order(err, comp, front, sweep):
             for k in range(a, b):
                 dist[members[k]] = np.inf
         else:
-            _add_crowding(crowd_err, members[a:b][::-1], work[a:b], dist)
-            _add_crowding(comp, members[a:b], work[a:b], dist)
+            _add_crowding(crowd_err, members[a:b], _BACKWARD, work[a:b], dist)
+            _add_crowding(comp, members[a:b], _FORWARD, work[a:b], dist)
     negated = -dist
     order = np.empty(n, dtype=np.int64)
     for f in range(n_fronts):
         a, b = start[f], start[f + 1]
-        _sort_by(members[a:b], negated, order[a:b])
+        _sort_by(members[a:b], negated, order[a:b], _FORWARD)
     return dist, order
 
 
