@@ -297,8 +297,11 @@ class EquivalenceCache:
     # ---------------------------------------------------------------- lookups
     def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
         """Functional keys (int64) of a compiled batch: one kernel call on the probe."""
-        outputs = evaluate_features(batch, self.probe_XT, n_jobs)
-        return fingerprint_array(outputs, self.mantissa_bits)
+        return fingerprint_array(self.probe_outputs(batch, n_jobs), self.mantissa_bits)
+
+    def probe_outputs(self, batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
+        """(n_programs, n_probe) outputs of a compiled batch on the probe."""
+        return evaluate_features(batch, self.probe_XT, n_jobs)
 
     def __len__(self) -> int:
         return len(self._functional)
@@ -386,7 +389,7 @@ class EquivalenceCache:
         new = followers = np.empty(0, dtype=np.int64)
         outputs = None  # the pending programs' outputs on the probe
         if len(pending):
-            outputs = evaluate_features(batch.take(pending), self.probe_XT, scorer.n_jobs)
+            outputs = self.probe_outputs(batch.take(pending), scorer.n_jobs)
             prints = fingerprint_array(outputs, self.mantissa_bits)
             fkeys[pending] = prints
             in_table = functional.find(_zeros(len(prints)), _words(prints))
