@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import chain
 
 import numpy as np
 
-from .genomes import Genomes, gather_segments
+from .genomes import Genomes, flatten, gather_segments
 from .grammar import Grammar
 from .kernels import opcodes as oc
 from .kernels.interpreter import batch_stack_depth
@@ -65,15 +64,7 @@ def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
     """Concatenate the programs' codes and constants; map primitives to opcodes."""
     if isinstance(programs, Genomes):  # already flat
         return programs.compiled()
-    n = len(programs)
-    code_off = np.zeros(n + 1, dtype=np.int64)
-    const_off = np.zeros(n + 1, dtype=np.int64)
-    np.fromiter((len(p.codes) for p in programs), np.int64, n).cumsum(out=code_off[1:])
-    np.fromiter((len(p.consts) for p in programs), np.int64, n).cumsum(out=const_off[1:])
-    codes = np.fromiter(chain.from_iterable(p.codes for p in programs), dtype=np.int32,
-                        count=int(code_off[-1]))
-    consts = np.fromiter(chain.from_iterable(p.consts for p in programs), dtype=np.float64,
-                         count=int(const_off[-1]))
+    codes, code_off, consts, const_off = flatten(programs, np.int32)
     grammars = {id(p.grammar): p.grammar for p in programs}
     if len(grammars) == 1:
         return compile_arrays(next(iter(grammars.values())), codes, code_off, consts,
@@ -83,16 +74,6 @@ def compile_batch(programs: Sequence[Program]) -> CompiledBatch:
         prim = seg >= 0
         seg[prim] = p.grammar.opmap[seg[prim]]
     return _finish(codes, code_off, consts, const_off)
-
-
-def concatenate(a: CompiledBatch, b: CompiledBatch) -> CompiledBatch:
-    """The programs of `a`, then those of `b`, as one batch."""
-    return CompiledBatch(
-        np.concatenate([a.codes, b.codes]),
-        np.concatenate([a.code_offsets, b.code_offsets[1:] + a.code_offsets[-1]]),
-        np.concatenate([a.consts, b.consts]),
-        np.concatenate([a.const_offsets, b.const_offsets[1:] + a.const_offsets[-1]]),
-        max(a.n_features, b.n_features), max(a.depth, b.depth))
 
 
 def compile_arrays(grammar: Grammar, codes: np.ndarray, code_off: np.ndarray,

@@ -56,16 +56,7 @@ class Genomes(Sequence[Program]):
             if p.grammar is not grammar and p.grammar.name != grammar.name:
                 raise ValueError(f"a batch of genomes holds programs of one grammar; got "
                                  f"{grammar.name!r} and {p.grammar.name!r}")
-        n = len(programs)
-        code_off = np.zeros(n + 1, dtype=np.int64)
-        const_off = np.zeros(n + 1, dtype=np.int64)
-        np.fromiter((len(p.codes) for p in programs), np.int64, n).cumsum(out=code_off[1:])
-        np.fromiter((len(p.consts) for p in programs), np.int64, n).cumsum(out=const_off[1:])
-        codes = np.fromiter(chain.from_iterable(p.codes for p in programs), np.int64,
-                            int(code_off[-1]))
-        consts = np.fromiter(chain.from_iterable(p.consts for p in programs), np.float64,
-                             int(const_off[-1]))
-        return cls(grammar, codes, code_off, consts, const_off, _objects(programs))
+        return cls(grammar, *flatten(programs, np.int64), _objects(programs))
 
     def __reduce__(self) -> tuple:
         """Pickles (checkpoints, process pools) carry the arrays, not the Programs."""
@@ -172,6 +163,21 @@ class Genomes(Sequence[Program]):
                            compile_arrays(self.grammar, self.codes, self.code_offsets,
                                           self.consts, self.const_offsets))
         return self._batch
+
+
+def flatten(programs: Sequence[Program], code_dtype: type
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(codes, code offsets, constants, constant offsets) of the programs end to end."""
+    n = len(programs)
+    code_off = np.zeros(n + 1, dtype=np.int64)
+    const_off = np.zeros(n + 1, dtype=np.int64)
+    np.fromiter((len(p.codes) for p in programs), np.int64, n).cumsum(out=code_off[1:])
+    np.fromiter((len(p.consts) for p in programs), np.int64, n).cumsum(out=const_off[1:])
+    codes = np.fromiter(chain.from_iterable(p.codes for p in programs), code_dtype,
+                        int(code_off[-1]))
+    consts = np.fromiter(chain.from_iterable(p.consts for p in programs), np.float64,
+                         int(const_off[-1]))
+    return codes, code_off, consts, const_off
 
 
 def _objects(programs: Sequence[Program]) -> np.ndarray:
