@@ -363,13 +363,20 @@ def readable_sympy(program: Program, variables: Sequence[str] | None = None) -> 
             expr = sp.simplify(expr)
     except (RecursionError, TypeError, ValueError, ZeroDivisionError):
         pass
-    return expr.xreplace({f: _tidy(f) for f in expr.atoms(sp.Float)})
+    tidied = expr.xreplace({f: _tidy(f) for f in expr.atoms(sp.Float)})
+    if tidied.has(sp.zoo, sp.nan, sp.I):  # a tiny constant made 0 under a log or a division
+        tidied = expr.xreplace({f: _tidy(f, keep_tiny=True) for f in expr.atoms(sp.Float)})
+    return tidied
 
 
-def _tidy(f: sp.Float) -> sp.Expr:
+def _tidy(f: sp.Float, keep_tiny: bool = False) -> sp.Expr:
     """A constant as a person would write it: fitting noise below 1e-12 is 0, values
-    within 1e-9 of an integer are that integer, the rest keep 6 significant digits."""
+    within 1e-9 of an integer are that integer, the rest keep 6 significant digits.
+    With `keep_tiny` no nonzero constant becomes 0 (where 0 would leave a log of 0 or a
+    division by 0)."""
     v = float(f)
+    if keep_tiny and v != 0 and abs(v) <= 1e-9:
+        return sp.Float(f, 6)
     if abs(v) < 1e-12:
         return sp.Integer(0)
     if abs(v - round(v)) <= 1e-9 * max(1.0, abs(v)):

@@ -236,6 +236,16 @@ def test_readable_sympy_is_never_complex(p):
     assert all(n.is_extended_real for n in expr.atoms(sp.Number)), f"{p} -> {expr}"
 
 
+def test_readable_sympy_keeps_a_tiny_constant_that_zero_would_make_infinite():
+    """Hypothesis found log(5.6e-133 / x0): tidying the constant to 0 gave log(0) = zoo.
+    Constants below 1e-12 still read as 0 where that leaves a finite formula."""
+    kept = readable_sympy(Program.parse("log(5.571988586602747e-133 / x0)", grammar="full"))
+    assert not kept.has(sp.zoo, sp.nan, sp.I) and kept.has(sp.log)
+    assert sp.Symbol("x0", real=True) in kept.free_symbols
+    assert readable_sympy(Program.parse("x0 + 1e-15", grammar="full")) == sp.Symbol(
+        "x0", real=True)
+
+
 def test_readable_sympy_folds_a_negative_log_with_the_kernel_meaning():
     expr = readable_sympy(Program.parse("log(-0.15) * x0", grammar="full"))
     x0 = sp.Symbol("x0", real=True)
