@@ -14,11 +14,11 @@ parsing always gives the same tree.
 from __future__ import annotations
 
 import ast
-import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from .errors import ParseError
 from .grammar import Grammar, Primitive
@@ -93,14 +93,17 @@ def _constant_ast(value: float) -> ast.expr:
     return ast.Constant(value)
 
 
-def _fill(pattern: ast.expr, args: list[ast.expr]) -> ast.expr:
-    class Filler(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.expr:
-            if node.id.startswith(_HOLE):
-                return args[int(node.id[len(_HOLE):])]
-            return node
-
-    return Filler().visit(copy.deepcopy(pattern))
+def _fill(pattern: Any, args: list[ast.expr]) -> Any:
+    """A copy of a primitive's pattern with its holes replaced by `args` (one walk
+    that builds the copy; the pattern itself is shared and never changed)."""
+    if isinstance(pattern, ast.Name) and pattern.id.startswith(_HOLE):
+        return args[int(pattern.id[len(_HOLE):])]
+    if isinstance(pattern, ast.AST):
+        return type(pattern)(**{f: _fill(getattr(pattern, f), args)
+                                for f in pattern._fields if hasattr(pattern, f)})
+    if isinstance(pattern, list):
+        return [_fill(item, args) for item in pattern]
+    return pattern
 
 
 # ---------------------------------------------------------------------- parsing
