@@ -281,3 +281,24 @@ def test_the_archive_keeps_what_a_pass_in_order_keeps(batches):
     table, (e, p, c) = _archive_one_by_one(named)
     assert archive.by_complexity == table and all(improved)
     assert (archive.best_error, archive.best, archive.best_complexity) == (e, p, c)
+
+
+@SOME
+@given(st.lists(POINTS, min_size=1, max_size=4))
+def test_merging_only_the_changed_entries_gives_the_full_merge(batches):
+    """An island's archive is merged every generation; a merge takes the entries
+    changed since the last one, and ends where merging every entry each time ends."""
+    from hybrid_gp.search.archive import Archive
+
+    island, by_changes, by_all = Archive(), Archive(), Archive()
+    for k, points in enumerate(batches):
+        err, comp = arrays(points)
+        island.update([f"batch {k} program {i}" for i in range(len(err))], err, comp)
+        items = sorted(island.by_complexity.items())
+        by_all.update([p for _, (_, p) in items], [e for _, (e, _) in items],
+                      [c for c, _ in items])
+        by_changes.merge(island)
+        assert not island.changed
+    assert by_changes.by_complexity == by_all.by_complexity == island.by_complexity
+    assert ((by_changes.best_error, by_changes.best, by_changes.best_complexity)
+            == (by_all.best_error, by_all.best, by_all.best_complexity))

@@ -21,6 +21,9 @@ class Archive:
     best_error: float = math.inf
     best: Program | None = None
     best_complexity: float = math.inf
+    # Complexities whose entry changed since another archive last merged this one: a
+    # merge takes only those (an island's archive is merged every generation).
+    changed: dict[float, None] = field(default_factory=dict, repr=False, compare=False)
 
     def update(self, programs: Sequence[Program], errors: Sequence[float],
                complexity: Sequence[float]) -> bool:
@@ -41,6 +44,7 @@ class Archive:
             old = table.get(c)
             if old is None or e < old[0]:
                 table[c] = (e, programs[i])
+                self.changed[c] = None
         best = ok[err[ok] == err[ok].min()]  # by error, then complexity, then index
         top = int(best[np.argmin(comp[best])])
         e, c = float(err[top]), float(comp[top])
@@ -50,8 +54,12 @@ class Archive:
         return False
 
     def merge(self, other: Archive) -> None:
-        """Take in another archive's entries (islands' archives at a barrier)."""
-        items = sorted(other.by_complexity.items())
+        """Take in another archive's entries (islands' archives at a barrier): those
+        changed since its last merge, which is all that can change this one."""
+        changed = getattr(other, "changed", None)  # None: an archive pickled without it
+        keys = other.by_complexity if changed is None else changed
+        items = sorted((c, other.by_complexity[c]) for c in keys)
+        other.changed = {}
         self.update([p for _, (_, p) in items], [e for _, (e, _) in items],
                     [c for c, _ in items])
 
