@@ -83,6 +83,33 @@ def test_the_twins_agree_when_the_uniforms_wrap_around(name, rng):
     _same(breed_children(*args), breed_children_reference(*args))
 
 
+@pytest.mark.parametrize("name", GRAMMARS)
+@pytest.mark.parametrize("n_children", [65, 150, 401])
+def test_threads_share_the_children_and_make_the_same_ones(name, n_children, rng):
+    """breed_parallel hands chunks of children to threads and closes the gaps between
+    the chunks' output: arrays, offsets and operators as one thread writes them."""
+    from hybrid_gp.operators.batch import MIN_CHILDREN_PER_THREAD
+
+    assert n_children >= 2 * MIN_CHILDREN_PER_THREAD  # so two threads are really used
+    _, _, args = _setup(name, rng, n_children=n_children)
+    one, made_one = breed_children(*args)
+    two, made_two = breed_children(*args, n_jobs=2)
+    for field in ("codes", "code_offsets", "consts", "const_offsets"):
+        assert np.array_equal(getattr(one, field), getattr(two, field)), field
+    assert made_one.tolist() == made_two.tolist()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 1000])
+def test_the_parallel_breeder_closes_the_gaps_of_any_chunking(chunk, rng):
+    """Chunks of one child, of a few, of about the batch and of more than the batch: the
+    same output as one thread."""
+    _, _, args = _setup("full", rng, n_children=100)
+    one, _ = breed_children(*args)
+    two, _ = breed_children(*args, n_jobs=2, chunk=chunk)
+    for field in ("codes", "code_offsets", "consts", "const_offsets"):
+        assert np.array_equal(getattr(one, field), getattr(two, field)), field
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(GRAMMARS), st.integers(0, 2**32 - 1), st.integers(2, 8),
        st.integers(5, 40), st.integers(0, 4))

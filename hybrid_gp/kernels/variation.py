@@ -22,8 +22,9 @@ operator falls back to subtree mutation, then to a copy of the first parent (id 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
+from .interpreter import _fetch_add
 from .structural import _GOLDEN, _mix  # SplitMix64's step and finaliser
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -534,31 +535,34 @@ def _constant(a_codes, a_consts, a_n, uni, cur, scale, mask, child_codes, child_
 
 
 @njit(**_JIT)
-def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, tables,
-          iparams, fparams, cap, out_codes, out_consts, out_off, out_coff, out_op):
-    """Make child k (operator ops[k] on parents first[k], second[k]) and append it to
-    out_codes / out_consts (flat, room for cap nodes per child; out_off / out_coff get
-    the offsets); draws = (seed, period) of the children's uniforms (uint64,
-    operators/draws.py). cap >= max_size and >= every parent's size."""
+def _scratch(cap, grow_n):
+    """One worker's scratch arrays: tree walks, grown subtrees, the child being made."""
     scratch_n = cap + 1
     sc = (np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
           np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
           np.empty(scratch_n, np.int64), np.empty(scratch_n, np.int64),
           np.empty(scratch_n, np.int64))
-    grow_n = iparams[6]
     grow_sc = (np.empty(grow_n, np.int64), np.empty(grow_n, np.float64),
                np.empty(grow_n, np.int64), np.empty(grow_n, np.int64),
                np.empty(grow_n, np.int64), np.empty(grow_n, np.int64))
-    child_codes = np.empty(cap + grow_n, np.int64)
-    child_consts = np.empty(cap + grow_n, np.float64)
-    chosen = np.empty(scratch_n, np.int64)
-    mask = np.empty(scratch_n, np.bool_)
+    child = (np.empty(cap + grow_n, np.int64), np.empty(cap + grow_n, np.float64))
+    picks = (np.empty(scratch_n, np.int64), np.empty(scratch_n, np.bool_))
+    return sc, grow_sc, child, picks
+
+
+@njit(**_JIT)
+def _breed_range(k0, k1, at, c_at, scratch, pop_codes, pop_off, pop_consts, pop_coff, ops,
+                 first, second, draws, tables, iparams, fparams, cap, out_codes, out_consts,
+                 out_off, out_coff, out_op):
+    """Children k0..k1-1, written end to end from out_codes[at] / out_consts[c_at];
+    out_off[k + 1] / out_coff[k + 1] get where child k ends (out_off[k0] is not read)."""
+    sc, grow_sc, child, picks = scratch
+    child_codes, child_consts = child
+    chosen, mask = picks
     cur = np.zeros(1, np.int64)
     uni = np.empty(2, np.uint64)  # child k's (first counter state, period)
     uni[1] = draws[1]
-    out_off[0] = 0
-    out_coff[0] = 0
-    for k in range(ops.shape[0]):
+    for k in range(k0, k1):
         uni[0] = draws[0] + ((np.uint64(k) << np.uint64(32)) + np.uint64(1)) * _GOLDEN
         cur[0] = 0
         pa, pb = first[k], second[k]
@@ -599,11 +603,78 @@ def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, t
                 child_codes[q] = a_codes[q]
             for q in range(nc):
                 child_consts[q] = a_consts[q]
-        at, c_at = out_off[k], out_coff[k]
         for q in range(n):
             out_codes[at + q] = child_codes[q]
         for q in range(nc):
             out_consts[c_at + q] = child_consts[q]
-        out_off[k + 1] = at + n
-        out_coff[k + 1] = c_at + nc
+        at += n
+        c_at += nc
+        out_off[k + 1] = at
+        out_coff[k + 1] = c_at
         out_op[k] = op
+
+
+@njit(**_JIT)
+def breed(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws, tables,
+          iparams, fparams, cap, out_codes, out_consts, out_off, out_coff, out_op):
+    """Make child k (operator ops[k] on parents first[k], second[k]) and append it to
+    out_codes / out_consts (flat, room for cap nodes per child; out_off / out_coff get
+    the offsets); draws = (seed, period) of the children's uniforms (uint64,
+    operators/draws.py). cap >= max_size and >= every parent's size."""
+    out_off[0] = 0
+    out_coff[0] = 0
+    _breed_range(0, ops.shape[0], 0, 0, _scratch(cap, iparams[6]), pop_codes, pop_off,
+                 pop_consts, pop_coff, ops, first, second, draws, tables, iparams, fparams,
+                 cap, out_codes, out_consts, out_off, out_coff, out_op)
+
+
+@njit(**_JIT)
+def _breed_task(counter, chunk, pop_codes, pop_off, pop_consts, pop_coff, ops, first,
+                second, draws, tables, iparams, fparams, cap, out_codes, out_consts,
+                out_off, out_coff, out_op):
+    """One thread's share: take chunks of children until none are left; chunk k0..k1
+    is written from position k0 * cap (its own room), to be moved up by _close_gaps."""
+    scratch = _scratch(cap, iparams[6])
+    n = ops.shape[0]
+    k0 = _fetch_add(counter, chunk)
+    while k0 < n:
+        _breed_range(k0, min(k0 + chunk, n), k0 * cap, k0 * cap, scratch, pop_codes,
+                     pop_off, pop_consts, pop_coff, ops, first, second, draws, tables,
+                     iparams, fparams, cap, out_codes, out_consts, out_off, out_coff,
+                     out_op)
+        k0 = _fetch_add(counter, chunk)
+
+
+@njit(**_HOT)
+def _close_gaps(n, chunk, cap, out_codes, out_consts, out_off, out_coff):
+    """Move each chunk's children (written from k0 * cap) up behind the previous chunk's
+    and shift their offsets: the layout `breed` writes directly."""
+    at, c_at = 0, 0
+    for k0 in range(0, n, chunk):
+        k1 = min(k0 + chunk, n)
+        start = k0 * cap
+        end, c_end = out_off[k1], out_coff[k1]
+        for q in range(end - start):
+            out_codes[at + q] = out_codes[start + q]
+        for q in range(c_end - start):
+            out_consts[c_at + q] = out_consts[start + q]
+        for k in range(k0 + 1, k1 + 1):
+            out_off[k] += at - start
+            out_coff[k] += c_at - start
+        at, c_at = out_off[k1], out_coff[k1]
+
+
+@njit(parallel=True, **_JIT)
+def breed_parallel(pop_codes, pop_off, pop_consts, pop_coff, ops, first, second, draws,
+                   tables, iparams, fparams, cap, out_codes, out_consts, out_off, out_coff,
+                   out_op, workers, chunk):
+    """As `breed`, the children shared among `workers` threads in chunks; the same
+    output, since child k's draws depend on k alone."""
+    out_off[0] = 0
+    out_coff[0] = 0
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in prange(workers):
+        _breed_task(counter, chunk, pop_codes, pop_off, pop_consts, pop_coff, ops, first,
+                    second, draws, tables, iparams, fparams, cap, out_codes, out_consts,
+                    out_off, out_coff, out_op)
+    _close_gaps(ops.shape[0], chunk, cap, out_codes, out_consts, out_off, out_coff)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
 
+import numba
 import numpy as np
 
 from ..constraints import tables as constraint_tables
@@ -21,6 +22,9 @@ KERNEL_IDS = {"crossover": kv.CROSSOVER, "subtree": kv.SUBTREE, "point": kv.POIN
               "hoist": kv.HOIST, "shrink": kv.SHRINK, "constant": kv.CONSTANT}
 KERNEL_NAMES = {v: k for k, v in KERNEL_IDS.items()} | {kv.COPY: "copy"}
 PERTURBATION_SCALE = 0.1
+#: Fewest children per thread worth a thread: a child takes about a microsecond, and
+#: starting the threads a few.
+MIN_CHILDREN_PER_THREAD = 32
 
 
 @lru_cache(maxsize=32)
@@ -63,12 +67,16 @@ def grow_capacity(grammar: Grammar, depth: int) -> int:
 def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.ndarray,
                    second: np.ndarray, draws: ChildDraws, grammar: Grammar,
                    n_features: int, max_depth: int, max_size: int,
-                   mutation_depth: int) -> tuple[Genomes, np.ndarray]:
+                   mutation_depth: int, n_jobs: int = 1, chunk: int | None = None
+                   ) -> tuple[Genomes, np.ndarray]:
     """Children k = operator ops[k] (kernel ids) on population[first[k]], [second[k]],
     each drawing from its row of `draws`. Returns the children as Genomes (straight from the
     breeder's arrays: no Program is made unless one is read, and scoring them needs no
     compile_batch) and the kernel id that made each (after fallbacks). A population
-    given as Genomes is read as it is; a list of Programs is flattened first."""
+    given as Genomes is read as it is; a list of Programs is flattened first. With
+    n_jobs > 1 and enough children, threads share them, `chunk` children at a time
+    (default: an eighth of a thread's share, at least 16): the same children, since
+    each draws from its own row."""
     n = len(ops)
     tables, types = grammar_tables(grammar)
     c = grammar.constants
@@ -88,12 +96,18 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
     out_op = np.empty(n, dtype=np.int64)
     if n:
         # Contiguous arrays of fixed dtypes: one compiled signature (and one cache entry).
-        kv.breed(parents.codes, parents.code_offsets, parents.consts, parents.const_offsets,
-                 np.ascontiguousarray(ops, dtype=np.int64),
-                 np.ascontiguousarray(first, dtype=np.int64),
-                 np.ascontiguousarray(second, dtype=np.int64),
-                 draws.kernel_args(), tables, iparams, fparams, cap,
-                 out_codes, out_consts, code_off, const_off, out_op)
+        args = (parents.codes, parents.code_offsets, parents.consts, parents.const_offsets,
+                np.ascontiguousarray(ops, dtype=np.int64),
+                np.ascontiguousarray(first, dtype=np.int64),
+                np.ascontiguousarray(second, dtype=np.int64),
+                draws.kernel_args(), tables, iparams, fparams, cap,
+                out_codes, out_consts, code_off, const_off, out_op)
+        workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, n // MIN_CHILDREN_PER_THREAD)
+        if workers > 1:
+            numba.set_num_threads(workers)
+            kv.breed_parallel(*args, workers, chunk or max(16, n // (8 * workers)))
+        else:
+            kv.breed(*args)
     children = Genomes(grammar, out_codes[:code_off[-1]].copy(), code_off,
                        out_consts[:const_off[-1]].copy(), const_off)
     return children, out_op

@@ -173,9 +173,10 @@ class Portfolio:
         self.weights = self.weights / self.weights.sum()
 
     def breed(self, population: Sequence[Program], first: np.ndarray, second: np.ndarray,
-              rng: np.random.Generator, ctx: VariationContext) -> Brood:
+              rng: np.random.Generator, ctx: VariationContext, n_jobs: int = 1) -> Brood:
         """One child per entry of `first` (indices of tournament winners), all made in
-        one kernel call (operators/batch.py); `breed_children_reference` is its twin."""
+        one kernel call (operators/batch.py) on up to n_jobs threads, the same children
+        for any n_jobs; `breed_children_reference` is its twin."""
         n = len(first)
         picks = rng.choice(len(self.operators), size=n, p=self.weights)
         requested = self._kernel_ids[picks]
@@ -183,7 +184,7 @@ class Portfolio:
                                                         ctx.mutation_depth, ctx.max_depth))
         children, made_by = breed_children(
             population, requested, first, second, draws, ctx.grammar, ctx.n_features,
-            ctx.max_depth, ctx.max_size, ctx.mutation_depth)
+            ctx.max_depth, ctx.max_size, ctx.mutation_depth, n_jobs)
         return Brood.from_kernel(children, made_by, first, second,
                                  int(np.count_nonzero(made_by != requested)))
 

@@ -152,7 +152,8 @@ def step(island: Island, problem: Problem, s: IslandSettings, ctx: VariationCont
     elites = 0 if s.selection == "nsga2" else min(s.elitism, len(pop))
     n_children = s.population_size - elites
     first, second = _parents(island, problem, s, n_children)
-    brood = island.portfolio.breed(pop.programs, first, second, island.rng, ctx)
+    brood = island.portfolio.breed(pop.programs, first, second, island.rng, ctx,
+                                   island.scorer.n_jobs)
     island.counters.variation_fallbacks += brood.fallbacks
     n_new = round(s.immigrants * n_children)
     if n_new:  # fresh random trees replace the last children of the brood
@@ -255,7 +256,7 @@ def _retry_unchanged(island: Island, s: IslandSettings, ctx: VariationContext, b
         if not len(todo):
             return
         again = island.portfolio.breed(pop.programs, first[todo], second[todo], island.rng,
-                                       ctx)
+                                       ctx, island.scorer.n_jobs)
         island.counters.variation_fallbacks += again.fallbacks
         island.counters.retried += len(todo)
         brood.replace(todo, again.children, again.operators, again.parents)
