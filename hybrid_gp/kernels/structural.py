@@ -12,7 +12,7 @@ Python per node. It does not call the interpreter, so it compiles in about a sec
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import opcodes as oc
 
@@ -114,17 +114,34 @@ def _combine(h, child):
 @njit(**_JIT)
 def structural_keys(codes, code_off, consts, const_off, arity, commutative, out):
     """out[p] = (k1, k2): the 128-bit canonical key of program p."""
+    _keys_of(0, out.shape[0], codes, code_off, consts, const_off, arity, commutative, out)
+
+
+@njit(parallel=True, **_JIT)
+def structural_keys_parallel(codes, code_off, consts, const_off, arity, commutative, out,
+                             workers):
+    """As structural_keys, the programs split into `workers` equal runs (keys cost
+    about the same per node, and a batch's programs are of similar sizes)."""
+    n = out.shape[0]
+    for w in prange(workers):
+        _keys_of(w * n // workers, (w + 1) * n // workers, codes, code_off, consts,
+                 const_off, arity, commutative, out)
+
+
+@njit(**_JIT)
+def _keys_of(p0, p1, codes, code_off, consts, const_off, arity, commutative, out):
+    """Keys of programs p0..p1-1."""
     longest = 0
-    for p in range(out.shape[0]):
+    for p in range(p0, p1):
         longest = max(longest, code_off[p + 1] - code_off[p])
-    # One stack for the whole batch (an allocation per program cost more than its keys).
+    # One stack for the whole run (an allocation per program cost more than its keys).
     h1 = np.empty(longest, dtype=np.uint64)
     h2 = np.empty(longest, dtype=np.uint64)
     is_const = np.empty(longest, dtype=np.bool_)
     value = np.empty(longest, dtype=np.float64)  # the value of constant entries
     scratch = np.empty(1, dtype=np.float64)
     scratch_bits = scratch.view(np.uint64)
-    for p in range(out.shape[0]):
+    for p in range(p0, p1):
         start, end = code_off[p], code_off[p + 1]
         sp = 0
         kc = const_off[p + 1]
