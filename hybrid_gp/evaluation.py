@@ -24,10 +24,11 @@ def block_rows(n_rows: int) -> int:
     return max(8, min(BLOCK_ROWS, -(-n_rows // 8) * 8))
 
 
-#: Below this many node evaluations (about a millisecond on one core) a batch runs on
-#: one thread whatever n_jobs says: waking a second thread costs more than it saves,
-#: and far more when another process holds the other core.
-MIN_THREADED_WORK = 1_000_000
+#: Below this many node evaluations (about 20 µs on one core) a batch runs on one
+#: thread whatever n_jobs says: waking a second thread (2 µs with OpenMP) and sharing
+#: out the programs costs more than it saves. Measured on 2 cores with the second free,
+#: threads gave 1.5x at 40k node evaluations and 2x from 300k (docs/kernels.md).
+MIN_THREADED_WORK = 32_768
 
 
 def _use_threads(batch: CompiledBatch, n_rows: int, n_jobs: int) -> bool:
