@@ -18,7 +18,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-GROUPS = ("evaluation", "variation", "fitting")
+GROUPS = ("evaluation", "variation", "fitting", "threads")
 
 
 def cache_dir() -> Path:
@@ -83,6 +83,21 @@ def compile_group(group: str) -> None:
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)
         lexicase(rng.random((8, 5)), 4, rng)
+    elif group == "threads":  # the kernels' threaded twins, for runs with n_jobs > 1
+        from hybrid_gp.hashing import structural_key_array
+        from hybrid_gp.operators.batch import breed_children, uniforms_per_child
+        from hybrid_gp.operators.draws import ChildDraws
+
+        grammar = problem.grammar
+        many = programs * 64
+        batch = compile_batch(many)
+        ops = np.arange(len(many)) % 5
+        draws = ChildDraws(0, uniforms_per_child(grammar, 20, 2, 6))
+        breed_children(many, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6, 20, 2,
+                       n_jobs=2)
+        structural_key_array(batch, n_jobs=2)
+        hg.evaluate(many, problem.train.X, n_jobs=2)
+        problem.error(batch, n_jobs=2)
     elif group == "fitting":
         from hybrid_gp.fitting import fit_batch
 

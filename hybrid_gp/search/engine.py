@@ -321,7 +321,8 @@ class Engine:
             if not self.state.islands:
                 # A first run on a machine compiles the kernels it needs in parallel.
                 ensure_compiled(("evaluation", "variation")
-                                + (("fitting",) if self.settings.fit_share > 0 else ()))
+                                + (("fitting",) if self.settings.fit_share > 0 else ())
+                                + (("threads",) if self.kernel_jobs > 1 else ()))
                 self.initialise()
             while (reason := self.stop_reason()) is None:
                 self._epoch()
