@@ -2,7 +2,9 @@
 
 A program's *function* is keyed by its outputs on a fixed probe: outputs are rounded to
 nearest at `mantissa_bits` of mantissa, -0.0 becomes 0.0, NaN and +-inf become fixed
-tokens, and the bytes are hashed with sha256 to a 64-bit int. The same algorithm keys
+tokens, and the bytes are hashed with sha256 to a 64-bit int (a batch's rows in one
+Numba call with the CPU's SHA instructions, kernels/sha256.py, or with hashlib where
+there are none: the same keys). The same algorithm keys
 a GP tree, an LLM-written expression or any Python callable, so equivalent candidates
 meet in one cache however they are written.
 
@@ -27,6 +29,7 @@ from .errors import ConfigError, DataError
 from .evaluation import as_features, evaluate_features
 from .genomes import Genomes
 from .kernels import opcodes as oc
+from .kernels import sha256 as sha256_kernel
 from .kernels.lru import LruTable
 from .kernels.quantise import quantise_bits
 from .kernels.structural import structural_keys, structural_keys_parallel
@@ -77,10 +80,34 @@ def _check_mantissa_bits(mantissa_bits: int) -> None:
         raise ConfigError(f"mantissa_bits must be in 1..53, got {mantissa_bits}")
 
 
-def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS
-                      ) -> np.ndarray:
+#: Fewest rows worth a second thread for their sha256 (about 0.35 µs each).
+MIN_THREADED_HASH_ROWS = 64
+
+
+def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS,
+                      n_jobs: int = 1) -> np.ndarray:
     """One 64-bit key per row of outputs (n_programs, n_probe), as int64: the first 8
-    bytes of the sha256 of the row's quantised values, little-endian."""
+    bytes of the sha256 of the row's quantised values, little-endian. Hashed in one
+    Numba call with the CPU's SHA instructions where it has them (kernels/sha256.py, on
+    up to n_jobs threads), else row by row with hashlib (`fingerprint_array_reference`):
+    the same keys."""
+    if not sha256_kernel.AVAILABLE:
+        return fingerprint_array_reference(outputs, mantissa_bits)
+    q = quantise(np.atleast_2d(outputs), mantissa_bits)
+    data = q.reshape(-1).view(np.uint8)
+    out = np.empty(len(q), dtype=np.int64)
+    workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, len(q) // MIN_THREADED_HASH_ROWS)
+    if workers > 1:
+        numba.set_num_threads(workers)
+        sha256_kernel.sha256_heads_parallel(data, q.shape[1] * 8, out, workers)
+    elif len(q):
+        sha256_kernel.sha256_heads(data, q.shape[1] * 8, out)
+    return out
+
+
+def fingerprint_array_reference(outputs: np.ndarray,
+                                mantissa_bits: int = DEFAULT_MANTISSA_BITS) -> np.ndarray:
+    """Twin of `fingerprint_array`: hashlib's sha256 of each row."""
     q = quantise(np.atleast_2d(outputs), mantissa_bits)
     data, width = memoryview(q.tobytes()), q.shape[1] * 8  # row k: data[k*width:][:width]
     sha256 = hashlib.sha256
@@ -309,7 +336,8 @@ class EquivalenceCache:
     # ---------------------------------------------------------------- lookups
     def fingerprints(self, batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
         """Functional keys (int64) of a compiled batch: one kernel call on the probe."""
-        return fingerprint_array(self.probe_outputs(batch, n_jobs), self.mantissa_bits)
+        return fingerprint_array(self.probe_outputs(batch, n_jobs), self.mantissa_bits,
+                                 n_jobs)
 
     def probe_outputs(self, batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
         """(n_programs, n_probe) outputs of a compiled batch on the probe."""
@@ -402,7 +430,7 @@ class EquivalenceCache:
         outputs = None  # the pending programs' outputs on the probe
         if len(pending):
             outputs = self.probe_outputs(batch.take(pending), scorer.n_jobs)
-            prints = fingerprint_array(outputs, self.mantissa_bits)
+            prints = fingerprint_array(outputs, self.mantissa_bits, scorer.n_jobs)
             fkeys[pending] = prints
             in_table = functional.find(_zeros(len(prints)), _words(prints))
             seen = in_table >= 0

@@ -9,7 +9,11 @@ count: evaluations, audits, false merges, forgotten and averaged hits, evictions
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +29,8 @@ from hybrid_gp.evaluation import evaluate_features
 from hybrid_gp.hashing import (
     NAN_TOKEN,
     EquivalenceCache,
+    fingerprint_array,
+    fingerprint_array_reference,
     functional_hash,
     make_probe,
     quantise,
@@ -32,6 +38,7 @@ from hybrid_gp.hashing import (
     structural_key_array,
 )
 from hybrid_gp.kernels import opcodes as oc
+from hybrid_gp.kernels import sha256 as sha256_kernel
 from hybrid_gp.problem import Problem
 from hybrid_gp.search.scoring import Scorer
 
@@ -224,6 +231,61 @@ def test_quantise_refuses_mantissa_bits_out_of_range(bits):
 @pytest.mark.parametrize("bits", [1, 24, 52, 53])
 def test_quantise_accepts_mantissa_bits_in_range(bits):
     assert quantise(np.ones(3), bits).shape == (3,)
+
+
+# ---------------------------------------------------------------------- sha256 kernel
+
+needs_sha_instructions = pytest.mark.skipif(
+    not sha256_kernel.AVAILABLE, reason="this CPU (or Numba's target) has no SHA "
+    "instructions: fingerprints use hashlib, which the other tests cover")
+
+
+@needs_sha_instructions
+@pytest.mark.parametrize("width", [0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 512, 1000])
+def test_the_sha_kernel_gives_hashlibs_digests_for_any_row_width(width, rng):
+    """Rows that fill no block, end exactly at one, leave 55/56 bytes (the padding's
+    length field then needs a second block) or span many; first 8 digest bytes each."""
+    n = 70
+    data = rng.integers(0, 256, size=n * width, dtype=np.uint8)
+    want = np.array([int.from_bytes(hashlib.sha256(data[r * width:(r + 1) * width]
+                                                   .tobytes()).digest()[:8], "little",
+                                    signed=True) for r in range(n)], dtype=np.int64)
+    for workers in (1, 2, 3):
+        out = np.empty(n, dtype=np.int64)
+        if workers == 1:
+            sha256_kernel.sha256_heads(data, width, out)
+        else:
+            sha256_kernel.sha256_heads_parallel(data, width, out, workers)
+        assert out.tolist() == want.tolist()
+
+
+@needs_sha_instructions
+@pytest.mark.parametrize("n_probe", [1, 7, 32, 64, 100])
+def test_fingerprints_from_the_kernel_are_hashlibs(n_probe, rng):
+    """Random doubles of every magnitude, NaN, +-inf, -0.0 and subnormals, at three
+    mantissa widths, on one and two threads."""
+    x = rng.normal(size=(150, n_probe)) * 10.0 ** rng.integers(-310, 308, size=(150, n_probe))
+    x.flat[:5] = [np.nan, np.inf, -np.inf, -0.0, 5e-324][:x.size]
+    for bits in (8, 24, 53):
+        want = fingerprint_array_reference(x, bits)
+        assert np.array_equal(fingerprint_array(x, bits), want)
+        assert np.array_equal(fingerprint_array(x, bits, n_jobs=2), want)
+
+
+def test_without_the_sha_instructions_the_keys_are_the_same(tmp_path):
+    """A machine without them (here: HYBRID_GP_NO_SHA_NI=1, and Numba compiling for a
+    'generic' CPU) hashes with hashlib and gets the same keys, so a run's keys do not
+    depend on the machine."""
+    x = np.random.default_rng(3).normal(size=(40, 64))
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, numpy as np; from hybrid_gp.hashing import fingerprint_array; "
+            "from hybrid_gp.kernels import sha256; assert not sha256.AVAILABLE; "
+            f"np.save(sys.argv[1], fingerprint_array(np.load({str(tmp_path / 'x.npy')!r})))")
+    for env in ({"HYBRID_GP_NO_SHA_NI": "1"}, {"NUMBA_CPU_NAME": "generic"}):
+        out = tmp_path / "keys.npy"
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True,
+                       env=dict(os.environ, **env), cwd=tmp_path)
+        assert np.array_equal(np.load(out), fingerprint_array(x))
 
 
 # ---------------------------------------------------------------------- structural keys

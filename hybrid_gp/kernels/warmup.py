@@ -84,7 +84,7 @@ def compile_group(group: str) -> None:
         nsga2_survivors(errors, sizes, 4)
         lexicase(rng.random((8, 5)), 4, rng)
     elif group == "threads":  # the kernels' threaded twins, for runs with n_jobs > 1
-        from hybrid_gp.hashing import structural_key_array
+        from hybrid_gp.hashing import fingerprint_array, structural_key_array
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
         from hybrid_gp.operators.draws import ChildDraws
 
@@ -96,6 +96,7 @@ def compile_group(group: str) -> None:
         breed_children(many, ops, ops, ops[::-1].copy(), draws, grammar, 1, 6, 20, 2,
                        n_jobs=2)
         structural_key_array(batch, n_jobs=2)
+        fingerprint_array(np.zeros((len(many), 4)), n_jobs=2)
         hg.evaluate(many, problem.train.X, n_jobs=2)
         problem.error(batch, n_jobs=2)
     elif group == "fitting":
