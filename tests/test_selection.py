@@ -75,11 +75,22 @@ def test_a_front_0_point_is_never_dominated(points):
 
 
 @SOME
-@given(POINTS, st.booleans())
-def test_the_radix_order_is_lexsorts(points, fractional):
+@given(POINTS, st.sampled_from(["counts", "fraction", "negative", "wide", "nan", "inf"]))
+def test_the_bucket_order_is_lexsorts(points, kind):
+    """Node counts go through the bucket sort; fractions, NaN, inf and spans of 2**16 or
+    more through the lexsort; negative integers are buckets too."""
     err, comp = arrays(points)
-    if fractional:  # not node counts: the lexsort itself
-        comp = comp + 0.5
+    comp[0] += {"counts": 0.0, "fraction": 0.5, "negative": -20.0, "wide": 70_000.0,
+                "nan": np.nan, "inf": np.inf}[kind]
+    assert sel.by_complexity_then_error(err, comp).tolist() == np.lexsort((err, comp)).tolist()
+
+
+def test_the_bucket_order_sorts_large_buckets_of_ties_and_nan_by_index():
+    """A bucket of more than 32 points is merge-sorted: ties stay in index order, NaN
+    errors come last."""
+    rng = np.random.default_rng(0)
+    err = rng.choice([0.5, 1.0, np.inf, np.nan], size=400)
+    comp = rng.integers(3, 5, size=400).astype(np.float64)
     assert sel.by_complexity_then_error(err, comp).tolist() == np.lexsort((err, comp)).tolist()
 
 

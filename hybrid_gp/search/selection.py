@@ -81,15 +81,48 @@ def _sweep(errors: np.ndarray, complexity: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def by_complexity_then_error(err: np.ndarray, comp: np.ndarray) -> np.ndarray:
-    """np.lexsort((err, comp)): indices by complexity, then error, then index. When the
-    complexities are node counts, a stable sort by error and then a radix sort by
-    complexity (numpy's stable sort of int16) give the same order in half the time."""
-    with np.errstate(invalid="ignore"):  # NaN or huge complexities: not node counts
-        small = comp.astype(np.int16)
-    if not (len(comp) and np.array_equal(small, comp)):
-        return np.lexsort((err, comp))
-    by_error = np.argsort(err, kind="stable")
-    return by_error[np.argsort(small[by_error], kind="stable")]
+    """np.lexsort((err, comp)): indices by complexity, then error (NaN last), then index.
+    When the complexities are node counts (integers spanning fewer than 2**16 values),
+    one Numba pass buckets them by complexity and sorts each bucket by error: about a
+    quarter of the time of numpy's two stable argsorts; otherwise the lexsort itself."""
+    err = np.ascontiguousarray(err, dtype=np.float64)
+    comp = np.ascontiguousarray(comp, dtype=np.float64)
+    order = np.empty(len(err), dtype=np.int64)
+    if len(err) and _bucket_sort(err, comp, order):
+        return order
+    return np.lexsort((err, comp))
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _bucket_sort(err, comp, order):
+    """order = lexsort((err, comp)) by a counting sort on integral complexities and
+    _sort_by within each; False (order untouched) when they are not small integers."""
+    n = comp.shape[0]
+    lo, hi = comp[0], comp[0]
+    for i in range(n):
+        c = comp[i]
+        if not (c == np.floor(c) and abs(c) < 2.0**53):  # NaN, inf or a fraction
+            return False
+        lo, hi = min(lo, c), max(hi, c)
+    if hi - lo >= 65536:
+        return False
+    width = np.int64(hi - lo) + 1
+    start = np.zeros(width + 1, dtype=np.int64)
+    for i in range(n):
+        start[np.int64(comp[i] - lo) + 1] += 1
+    for b in range(width):
+        start[b + 1] += start[b]
+    members = np.empty(n, dtype=np.int64)  # each bucket's points by index
+    fill = start[:width].copy()
+    for i in range(n):
+        b = np.int64(comp[i] - lo)
+        members[fill[b]] = i
+        fill[b] += 1
+    for b in range(width):
+        if start[b + 1] > start[b]:
+            _sort_by(members[start[b]:start[b + 1]], err, order[start[b]:start[b + 1]],
+                     _FORWARD)
+    return True
 
 
 def nondominated_fronts_reference(errors: np.ndarray, complexity: np.ndarray) -> np.ndarray:
