@@ -320,7 +320,7 @@ class Engine:
                 self.llm_bridge = LLMBridge(self.config.llm, self)
             if not self.state.islands:
                 # A first run on a machine compiles the kernels it needs in parallel.
-                ensure_compiled(("evaluation", "variation")
+                ensure_compiled(("evaluation", "variation", "selection")
                                 + (("fitting",) if self.settings.fit_share > 0 else ())
                                 + (("threads",) if self.kernel_jobs > 1 else ()))
                 self.initialise()
