@@ -76,13 +76,16 @@ def _cpu_model() -> str:
 
 
 def source_revision() -> str | None:
-    """The git commit of the source tree (read-only git), marked when it has changes."""
-    here = Path(__file__).resolve().parent
+    """The git commit of the source tree (read-only git), marked when the package has
+    changes. Only the package counts: an experiment resumed from a trimmed ledger, or
+    docs edited while it runs, change no result."""
+    package = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package,
                               capture_output=True, text=True, timeout=10, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                "--", "."], cwd=package, capture_output=True, text=True,
+                               timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
