@@ -31,6 +31,17 @@ def block_rows(n_rows: int) -> int:
 MIN_THREADED_WORK = 32_768
 
 
+def worker_threads(n_jobs: int, work: int, per_thread: int) -> int:
+    """Threads for a kernel with `work` units, at least `per_thread` each, at most
+    n_jobs (and Numba's pool); Numba's thread count is set when it is more than one.
+    The batch kernels other than evaluation (breeding, keys, hashing) size their
+    threads with it."""
+    workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, work // per_thread)
+    if workers > 1:
+        numba.set_num_threads(workers)
+    return max(workers, 1)
+
+
 def _use_threads(batch: CompiledBatch, n_rows: int, n_jobs: int) -> bool:
     """Threads pay off with enough work split over several programs or row blocks."""
     return (n_jobs > 1 and (batch.n_programs > 1 or n_rows > BLOCK_ROWS)

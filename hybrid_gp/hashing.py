@@ -21,12 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
 from .compiler import CompiledBatch, compile_batch
 from .errors import ConfigError, DataError
-from .evaluation import as_features, evaluate_features
+from .evaluation import as_features, evaluate_features, worker_threads
 from .genomes import Genomes
 from .kernels import opcodes as oc
 from .kernels import sha256 as sha256_kernel
@@ -80,8 +79,8 @@ def _check_mantissa_bits(mantissa_bits: int) -> None:
         raise ConfigError(f"mantissa_bits must be in 1..53, got {mantissa_bits}")
 
 
-#: Fewest rows worth a second thread for their sha256 (about 0.35 µs each).
-MIN_THREADED_HASH_ROWS = 64
+#: Fewest rows per thread for their sha256 (about 0.35 µs each).
+MIN_THREADED_HASH_ROWS = 32
 
 
 def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA_BITS,
@@ -96,9 +95,8 @@ def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA
     q = quantise(np.atleast_2d(outputs), mantissa_bits)
     data = q.reshape(-1).view(np.uint8)
     out = np.empty(len(q), dtype=np.int64)
-    workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, len(q) // MIN_THREADED_HASH_ROWS)
+    workers = worker_threads(n_jobs, len(q), MIN_THREADED_HASH_ROWS)
     if workers > 1:
-        numba.set_num_threads(workers)
         sha256_kernel.sha256_heads_parallel(data, q.shape[1] * 8, out, workers)
     elif len(q):
         sha256_kernel.sha256_heads(data, q.shape[1] * 8, out)
@@ -146,9 +144,8 @@ def functional_hash(obj: Program | Callable[[np.ndarray], Any], probe: np.ndarra
     return fingerprint_rows(out[None, :], mantissa_bits)[0]
 
 
-#: Fewest nodes in a batch worth a second thread for its structural keys (about 40 µs
-#: of work on one core).
-MIN_THREADED_KEY_NODES = 4096
+#: Fewest nodes per thread for structural keys (about 20 µs of work).
+MIN_THREADED_KEY_NODES = 2048
 
 
 def structural_key_array(batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
@@ -157,9 +154,9 @@ def structural_key_array(batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
     out = np.empty((batch.n_programs, 2), dtype=np.uint64)
     args = (batch.codes, batch.code_offsets, batch.consts, batch.const_offsets, oc.ARITY,
             oc.COMMUTATIVE, out)
-    workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, batch.n_programs)
-    if workers > 1 and len(batch.codes) >= MIN_THREADED_KEY_NODES:
-        numba.set_num_threads(workers)
+    workers = min(worker_threads(n_jobs, len(batch.codes), MIN_THREADED_KEY_NODES),
+                  batch.n_programs)
+    if workers > 1:
         structural_keys_parallel(*args, workers)
     elif batch.n_programs:
         structural_keys(*args)

@@ -362,12 +362,12 @@ def test_mirroring_every_commutative_node_keeps_the_structural_key(p):
 @pytest.mark.parametrize("n_programs", [3, 400, 401])
 def test_structural_keys_on_two_threads_are_the_keys_of_one(n_programs):
     """The parallel kernel splits the programs into runs, one stack each (batches of at
-    least MIN_THREADED_KEY_NODES nodes, so that both threads really run)."""
+    least MIN_THREADED_KEY_NODES nodes per thread, so that both threads really run)."""
     from hybrid_gp.hashing import MIN_THREADED_KEY_NODES
 
     programs = hg.random_programs("full", n_programs, 3, seed=n_programs, min_depth=1,
                                   max_depth=7)
-    while sum(p.size for p in programs) < MIN_THREADED_KEY_NODES:
+    while sum(p.size for p in programs) < 2 * MIN_THREADED_KEY_NODES:
         programs = programs + programs
     batch = compile_batch(programs)
     assert np.array_equal(structural_key_array(batch, n_jobs=2), structural_key_array(batch))

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
 
-import numba
 import numpy as np
 
 from ..constraints import tables as constraint_tables
+from ..evaluation import worker_threads
 from ..genomes import Genomes
 from ..grammar import Grammar
 from ..kernels import variation as kv
@@ -102,9 +102,8 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                 np.ascontiguousarray(second, dtype=np.int64),
                 draws.kernel_args(), tables, iparams, fparams, cap,
                 out_codes, out_consts, code_off, const_off, out_op)
-        workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, n // MIN_CHILDREN_PER_THREAD)
+        workers = worker_threads(n_jobs, n, MIN_CHILDREN_PER_THREAD)
         if workers > 1:
-            numba.set_num_threads(workers)
             kv.breed_parallel(*args, workers, chunk or max(16, n // (8 * workers)))
         else:
             kv.breed(*args)
