@@ -13,6 +13,7 @@ from .compiler import CompiledBatch, compile_batch
 from .errors import DataError, UserError
 from .kernels import interpreter as kern
 from .program import Program
+from .threads import run_kernel
 
 #: Rows per kernel block (docs/kernels.md): large enough that a node's loop hides its
 #: dispatch, small enough that the evaluation stack (depth x block) stays in L1/L2.
@@ -31,21 +32,13 @@ def block_rows(n_rows: int) -> int:
 MIN_THREADED_WORK = 32_768
 
 
-def worker_threads(n_jobs: int, work: int, per_thread: int) -> int:
-    """Threads for a kernel with `work` units, at least `per_thread` each, at most
-    n_jobs (and Numba's pool); Numba's thread count is set when it is more than one.
-    The batch kernels other than evaluation (breeding, keys, hashing) size their
-    threads with it."""
-    workers = min(n_jobs, numba.config.NUMBA_NUM_THREADS, work // per_thread)
-    if workers > 1:
-        numba.set_num_threads(workers)
-    return max(workers, 1)
-
-
-def _use_threads(batch: CompiledBatch, n_rows: int, n_jobs: int) -> bool:
-    """Threads pay off with enough work split over several programs or row blocks."""
-    return (n_jobs > 1 and (batch.n_programs > 1 or n_rows > BLOCK_ROWS)
-            and len(batch.codes) * n_rows >= MIN_THREADED_WORK)
+def _workers(batch: CompiledBatch, n_rows: int, n_jobs: int) -> int:
+    """Threads the batch may use: enough work split over several programs or row
+    blocks (threads.run_kernel then runs it threaded only while that is faster)."""
+    if n_jobs > 1 and (batch.n_programs > 1 or n_rows > BLOCK_ROWS) and \
+            len(batch.codes) * n_rows >= MIN_THREADED_WORK:
+        return min(n_jobs, numba.config.NUMBA_NUM_THREADS)
+    return 1
 
 
 @dataclass(frozen=True)
@@ -158,12 +151,11 @@ def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1,
         return out
     arrays = batch.arrays(XT.dtype)
     block = block_rows(XT.shape[1])
-    if _use_threads(batch, XT.shape[1], n_jobs):
-        numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-        kern.eval_batch_parallel(arrays, XT, out, block, batch.depth, batch.kernel_ext,
-                                 n_jobs)
-    else:
-        kern.eval_batch_serial(arrays, XT, out, block, batch.depth, batch.kernel_ext)
+    run_kernel("evaluate", _workers(batch, XT.shape[1], n_jobs), len(batch.codes) * XT.shape[1],
+               lambda: kern.eval_batch_serial(arrays, XT, out, block, batch.depth,
+                                              batch.kernel_ext),
+               lambda workers: kern.eval_batch_parallel(arrays, XT, out, block, batch.depth,
+                                                        batch.kernel_ext, workers))
     return out
 
 
@@ -182,12 +174,11 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
         raise DataError("cannot score programs on zero rows")
     arrays = batch.arrays(XT.dtype)
     block = block_rows(XT.shape[1])
-    if _use_threads(batch, XT.shape[1], n_jobs):
-        numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-        kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth, batch.kernel_ext,
-                                n_jobs)
-    else:
-        kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth, batch.kernel_ext)
+    run_kernel("mse", _workers(batch, XT.shape[1], n_jobs), len(batch.codes) * XT.shape[1],
+               lambda: kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth,
+                                             batch.kernel_ext),
+               lambda workers: kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth,
+                                                       batch.kernel_ext, workers))
     return out
 
 

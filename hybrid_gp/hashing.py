@@ -25,7 +25,7 @@ import numpy as np
 
 from .compiler import CompiledBatch, compile_batch
 from .errors import ConfigError, DataError
-from .evaluation import as_features, evaluate_features, worker_threads
+from .evaluation import as_features, evaluate_features
 from .genomes import Genomes
 from .kernels import opcodes as oc
 from .kernels import sha256 as sha256_kernel
@@ -33,6 +33,7 @@ from .kernels.lru import LruTable
 from .kernels.quantise import quantise_bits
 from .kernels.structural import structural_keys, structural_keys_parallel
 from .program import Program
+from .threads import run_kernel, worker_threads
 
 if TYPE_CHECKING:
     from .problem import Problem
@@ -95,11 +96,10 @@ def fingerprint_array(outputs: np.ndarray, mantissa_bits: int = DEFAULT_MANTISSA
     q = quantise(np.atleast_2d(outputs), mantissa_bits)
     data = q.reshape(-1).view(np.uint8)
     out = np.empty(len(q), dtype=np.int64)
-    workers = worker_threads(n_jobs, len(q), MIN_THREADED_HASH_ROWS)
-    if workers > 1:
-        sha256_kernel.sha256_heads_parallel(data, q.shape[1] * 8, out, workers)
-    elif len(q):
-        sha256_kernel.sha256_heads(data, q.shape[1] * 8, out)
+    width = q.shape[1] * 8
+    run_kernel("sha256", worker_threads(n_jobs, len(q), MIN_THREADED_HASH_ROWS), len(q),
+               lambda: sha256_kernel.sha256_heads(data, width, out),
+               lambda workers: sha256_kernel.sha256_heads_parallel(data, width, out, workers))
     return out
 
 
@@ -154,12 +154,12 @@ def structural_key_array(batch: CompiledBatch, n_jobs: int = 1) -> np.ndarray:
     out = np.empty((batch.n_programs, 2), dtype=np.uint64)
     args = (batch.codes, batch.code_offsets, batch.consts, batch.const_offsets, oc.ARITY,
             oc.COMMUTATIVE, out)
-    workers = min(worker_threads(n_jobs, len(batch.codes), MIN_THREADED_KEY_NODES),
-                  batch.n_programs)
-    if workers > 1:
-        structural_keys_parallel(*args, workers)
-    elif batch.n_programs:
-        structural_keys(*args)
+    if batch.n_programs:
+        workers = min(worker_threads(n_jobs, len(batch.codes), MIN_THREADED_KEY_NODES),
+                      batch.n_programs)
+        run_kernel("structural keys", workers, len(batch.codes),
+                   lambda: structural_keys(*args),
+                   lambda workers: structural_keys_parallel(*args, workers))
     return out
 
 

@@ -28,6 +28,7 @@ from hybrid_gp.operators.batch import (
 )
 from hybrid_gp.operators.draws import ChildDraws, UniformDraws
 from hybrid_gp.program import check_program
+from hybrid_gp.threads import forced
 
 GRAMMARS = ["full", "koza", "boolean", "arith", "binpack"]
 N_FEATURES = 3
@@ -93,7 +94,8 @@ def test_threads_share_the_children_and_make_the_same_ones(name, n_children, rng
     assert n_children >= 2 * MIN_CHILDREN_PER_THREAD  # so two threads are really used
     _, _, args = _setup(name, rng, n_children=n_children)
     one, made_one = breed_children(*args)
-    two, made_two = breed_children(*args, n_jobs=2)
+    with forced(True):
+        two, made_two = breed_children(*args, n_jobs=2)
     for field in ("codes", "code_offsets", "consts", "const_offsets"):
         assert np.array_equal(getattr(one, field), getattr(two, field)), field
     assert made_one.tolist() == made_two.tolist()
@@ -105,7 +107,8 @@ def test_the_parallel_breeder_closes_the_gaps_of_any_chunking(chunk, rng):
     same output as one thread."""
     _, _, args = _setup("full", rng, n_children=100)
     one, _ = breed_children(*args)
-    two, _ = breed_children(*args, n_jobs=2, chunk=chunk)
+    with forced(True):
+        two, _ = breed_children(*args, n_jobs=2, chunk=chunk)
     for field in ("codes", "code_offsets", "consts", "const_offsets"):
         assert np.array_equal(getattr(one, field), getattr(two, field)), field
 

@@ -25,6 +25,7 @@ from ..evaluation import as_features, evaluate_features
 from ..kernels import opcodes as oc
 from ..kernels.reference import apply_op, evaluate_batch
 from ..program import Program
+from ..threads import forced
 
 
 @dataclass
@@ -59,8 +60,9 @@ def kernel(programs: Sequence[Program], X: np.ndarray, dtype: str,
     out = np.empty((batch.n_programs, XT.shape[1]), dtype=XT.dtype)
 
     def run(n_jobs: int) -> None:
-        evaluate_features(compile_batch(programs) if compile_each else batch, XT, n_jobs,
-                          out=out)
+        with forced(n_jobs > 1):  # the row says how many threads: no timed choice
+            evaluate_features(compile_batch(programs) if compile_each else batch, XT,
+                              n_jobs, out=out)
 
     if compile_each:
         return Evaluator(OURS_COMPILING, "compile_batch of the Programs, then the Numba "

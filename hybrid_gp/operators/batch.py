@@ -10,11 +10,11 @@ from itertools import chain
 import numpy as np
 
 from ..constraints import tables as constraint_tables
-from ..evaluation import worker_threads
 from ..genomes import Genomes
 from ..grammar import Grammar
 from ..kernels import variation as kv
 from ..program import Program
+from ..threads import run_kernel, worker_threads
 from .draws import ChildDraws, UniformDraws
 
 #: Operator name -> kernel id, for the operators the batch breeder implements.
@@ -102,11 +102,10 @@ def breed_children(population: Sequence[Program], ops: np.ndarray, first: np.nda
                 np.ascontiguousarray(second, dtype=np.int64),
                 draws.kernel_args(), tables, iparams, fparams, cap,
                 out_codes, out_consts, code_off, const_off, out_op)
-        workers = worker_threads(n_jobs, n, MIN_CHILDREN_PER_THREAD)
-        if workers > 1:
-            kv.breed_parallel(*args, workers, chunk or max(16, n // (8 * workers)))
-        else:
-            kv.breed(*args)
+        run_kernel("breed", worker_threads(n_jobs, n, MIN_CHILDREN_PER_THREAD), n,
+                   lambda: kv.breed(*args),
+                   lambda workers: kv.breed_parallel(*args, workers,
+                                                     chunk or max(16, n // (8 * workers))))
     children = Genomes(grammar, out_codes[:code_off[-1]].copy(), code_off,
                        out_consts[:const_off[-1]].copy(), const_off)
     return children, out_op
