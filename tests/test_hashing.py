@@ -361,6 +361,34 @@ def test_mirroring_every_commutative_node_keeps_the_structural_key(p):
     assert keys[0].tolist() == keys[1].tolist()
 
 
+@pytest.mark.parametrize("grammar", ["full", "koza", "boolean", "arith"])
+def test_structural_keys_equal_their_python_twin(grammar, rng):
+    """kernels/reference_structural.py walks the same trees in Python: the same keys on
+    random programs, some of their constants replaced by -0.0, 0, huge, subnormal and
+    near-EPS values (constants are finite), so folding meets overflow to inf, NaN from
+    inf - inf or sin(inf), log(0) and division by ~0."""
+    from hybrid_gp.kernels.reference_structural import structural_keys_reference
+
+    g = hg.load_grammar(grammar)
+    programs = hg.random_programs(g, 300, 3, seed=rng, min_depth=1, max_depth=6)
+    specials = [-0.0, 0.0, 1e300, -1e300, -1e-320, 710.0, 1e-11]
+    odd = []
+    for p in programs[:150]:
+        if p.consts:
+            consts = [rng.choice(specials) if rng.random() < 0.5 else v for v in p.consts]
+            odd.append(hg.Program(g, p.codes, tuple(float(v) for v in consts)))
+    if grammar == "full":  # folds that end in inf, NaN or a protected value for sure
+        odd += [P(t, "full") for t in [
+            "sin(exp(710.0)) + x0", "(exp(710.0) - exp(710.0)) * x1", "log(0.0) - x2",
+            "x0 / (1e-11 - 0.0)", "x0 + 0.0 ** -1.0", "cos(1e300 * 1e300) * x0"]]
+    batch = compile_batch(programs + odd)
+    keys = [tuple(int(v) for v in row) for row in structural_key_array(batch)]
+    assert keys == structural_keys_reference(batch.codes, batch.code_offsets, batch.consts,
+                                             batch.const_offsets)
+    if g.constants.enabled:
+        assert odd  # the special constants were really there
+
+
 @pytest.mark.parametrize("n_programs", [3, 400, 401])
 def test_structural_keys_on_two_threads_are_the_keys_of_one(n_programs):
     """The parallel kernel splits the programs into runs, one stack each (batches of at

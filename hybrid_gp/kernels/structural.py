@@ -7,6 +7,7 @@ calls following docs/semantics.md; the key only needs equal subtrees to fold equ
 so the last bit may differ from the vectorised interpreter's). Associativity and
 algebra are left to the numeric fingerprint. One pass over the codes per program; no
 Python per node. It does not call the interpreter, so it compiles in about a second.
+kernels/reference_structural.py is the plain-Python twin (the same keys, tested).
 """
 
 from __future__ import annotations
