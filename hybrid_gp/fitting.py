@@ -319,7 +319,7 @@ def fit_batch(programs: Sequence[Program], problem: Problem,
 def problem_units(problem: Problem, mse: np.ndarray) -> np.ndarray:
     """Training MSE turned into `problem.error` units (metric, sign)."""
     m = get_metric(problem.metric)
-    err = m.from_mse(np.asarray(mse, dtype=np.float64), float(np.var(problem.train.y)))
+    err = m.from_mse(np.asarray(mse, dtype=np.float64), problem.train.y_var)
     return err if m.lower_is_better else -err
 
 

@@ -14,6 +14,7 @@ import tomllib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,12 @@ class Dataset:
     def n_rows(self) -> int:
         return self.XT.shape[1]
 
+    @cached_property
+    def y_var(self) -> float:
+        """Variance of y (NMSE and R2 divide by it), computed once: errors are converted
+        with it every generation."""
+        return float(np.var(self.y))
+
     @classmethod
     def from_arrays(cls, X: np.ndarray, y: np.ndarray) -> Dataset:
         XT = as_features(X, np.dtype(np.float64), allow_nan=False)
@@ -121,7 +128,7 @@ class Problem:
         d = data or self.train
         mse = mse_features(batch, d.XT, d.y, n_jobs)
         m = get_metric(self.metric)
-        err = m.from_mse(mse, float(np.var(d.y)))
+        err = m.from_mse(mse, d.y_var)
         return err if m.lower_is_better else -err
 
     def error_from_outputs(self, outputs: np.ndarray) -> np.ndarray | None:
@@ -134,7 +141,7 @@ class Problem:
         if type(self).error is not Problem.error or d.XT.dtype != np.float64:
             return None
         m = get_metric(self.metric)
-        err = m.from_mse(mse_from_outputs(outputs, d.y), float(np.var(d.y)))
+        err = m.from_mse(mse_from_outputs(outputs, d.y), d.y_var)
         return err if m.lower_is_better else -err
 
     def exhaustive_inputs(self) -> np.ndarray | None:
