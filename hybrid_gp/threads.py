@@ -85,27 +85,31 @@ def _ping(marks):
         marks[i] = 1
 
 
-_PING = {"at": -math.inf, "answers": True}
+_PING = {"at": -math.inf, "answers": True, "wait": PING_EVERY_S}
 
 
 def pool_answers(workers: int) -> bool:
-    """Whether `workers` threads all start within PING_LIMIT_S, measured at most every
-    PING_EVERY_S seconds with an empty parallel region: about 2 µs when the cores are
-    free, milliseconds when other processes hold them. While they do not answer, every
-    kernel runs serially and no site measures threads (a measurement would cost a
-    scheduler delay per call)."""
+    """Whether `workers` threads all start within PING_LIMIT_S: an empty parallel region
+    takes about 2 µs when the cores are free, milliseconds when other processes hold
+    them. While they do not answer, every kernel runs serially and no site measures
+    threads (a measurement would cost a scheduler delay per call). The pool is pinged
+    every PING_EVERY_S seconds while it answers, and at doubling intervals (up to 16x)
+    while it does not, since each unanswered ping costs such a delay too."""
     now = time.perf_counter()
-    if now - _PING["at"] >= PING_EVERY_S:
+    if now - _PING["at"] >= _PING["wait"]:
         numba.set_num_threads(workers)
         marks = np.zeros(workers, dtype=np.int64)
         _ping(marks)  # after a pause this wakes the threads: time the next answers
-        slowest = 0.0
+        answers = True
         for _ in range(3):  # a thread that shares its core may answer once by luck
             start = time.perf_counter()
             _ping(marks)
-            slowest = max(slowest, time.perf_counter() - start)
-        _PING["answers"] = slowest < PING_LIMIT_S
-        _PING["at"] = now
+            if time.perf_counter() - start >= PING_LIMIT_S:
+                answers = False
+                break
+        _PING["answers"], _PING["at"] = answers, now
+        _PING["wait"] = (PING_EVERY_S if answers
+                         else min(2 * _PING["wait"], 16 * PING_EVERY_S))
     return bool(_PING["answers"])
 
 

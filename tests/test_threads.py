@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -93,7 +94,8 @@ def _pool(monkeypatch, answers: bool) -> list[int]:
     """The ping made to answer in time or not; returns the list its calls go to."""
     pings: list[int] = []
     monkeypatch.setattr(threads, "PING_LIMIT_S", math.inf if answers else -1.0)
-    monkeypatch.setattr(threads, "_PING", {"at": -math.inf, "answers": True})
+    monkeypatch.setattr(threads, "_PING", {"at": -math.inf, "answers": True,
+                                           "wait": threads.PING_EVERY_S})
     monkeypatch.setattr(threads, "_ping", lambda marks: pings.append(len(marks)))
     return pings
 
@@ -110,13 +112,35 @@ def test_a_pool_that_does_not_answer_in_time_runs_everything_serially(monkeypatc
     assert calls == ["serial"] * 10 and threads._CHOICES == {}
 
 
-def test_the_pool_is_pinged_at_most_every_ping_interval(monkeypatch):
+def test_a_pool_that_does_not_answer_is_pinged_at_doubling_intervals(monkeypatch):
+    """Each unanswered ping costs a scheduler delay: one slow answer ends a ping, and
+    the next waits twice as long, up to 16 intervals."""
+    pings = _pool(monkeypatch, answers=False)
+    clock = [0.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
+    asked_at = []
+    for step in range(400):  # 0.1 s apart
+        clock[0] = step * 0.1
+        before = len(pings)
+        assert not threads.pool_answers(2)
+        if len(pings) > before:
+            asked_at.append(round(clock[0], 1))
+            assert len(pings) - before == 2  # the wake-up and one late answer
+    gaps = [round(b - a, 1) for a, b in pairwise(asked_at)]
+    every = threads.PING_EVERY_S
+    assert gaps[:5] == [2 * every, 4 * every, 8 * every, 16 * every, 16 * every]
+
+
+def test_an_answering_pool_is_pinged_once_per_interval(monkeypatch):
     pings = _pool(monkeypatch, answers=True)
+    clock = [100.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
     assert threads.pool_answers(2) and threads.pool_answers(2)
     assert pings == [2] * 4  # one wake-up and three timed answers, once
-    monkeypatch.setattr(threads, "PING_EVERY_S", 0.0)
-    threads.pool_answers(2)
-    assert len(pings) == 8
+    clock[0] += 0.9 * threads.PING_EVERY_S
+    assert threads.pool_answers(2) and len(pings) == 4
+    clock[0] += 0.2 * threads.PING_EVERY_S
+    assert threads.pool_answers(2) and len(pings) == 8
 
 
 def test_the_ping_kernel_marks_every_slot():
@@ -177,7 +201,8 @@ def test_a_run_with_two_threads_is_the_run_with_one_whatever_the_choices(monkeyp
     monkeypatch.setattr(threads, "PROBE_EVERY", 8)  # switch ways often
     monkeypatch.setattr(threads, "_CHOICES", {})
     monkeypatch.setattr(threads, "PING_LIMIT_S", math.inf)  # even on a busy machine
-    monkeypatch.setattr(threads, "_PING", {"at": -math.inf, "answers": True})
+    monkeypatch.setattr(threads, "_PING", {"at": -math.inf, "answers": True,
+                                           "wait": threads.PING_EVERY_S})
     kwargs = dict(seed=4, max_evaluations=3000, population_size=300, time_budget=1e9)
     one = hg.run("nguyen-5", n_jobs=1, **kwargs)
     two = hg.run("nguyen-5", n_jobs=2, **kwargs)
