@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -34,6 +33,7 @@ from ..kernels import opcodes as oc
 from ..program import Program
 from . import contenders as cont
 from .args import check_threads, fail, writable_file
+from .load import timed
 
 TRANSCENDENTAL = ("exp", "log", "sin", "cos", "tanh", "pow")
 
@@ -57,27 +57,11 @@ class Timings:
         return float(np.sum(self.others) / np.sum(self.wall))  # type: ignore[arg-type]
 
 
-def _busy_seconds() -> float | None:
-    """CPU seconds all processes have used (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat") as f:
-            fields = f.readline().split()[1:]
-    except OSError:
-        return None
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def _time_once(ev: cont.Evaluator, threads: int, t: Timings) -> None:
-    busy0 = _busy_seconds()
-    w0, c0 = time.perf_counter(), time.process_time()
-    ev.run(threads)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    busy1 = _busy_seconds()
+    _, wall, cpu, others = timed(lambda: ev.run(threads))
     t.wall.append(wall)
     t.cpu.append(cpu)
-    t.others.append(None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu))
+    t.others.append(others)
 
 
 def _agreement(ours: np.ndarray | None, theirs: np.ndarray | None, rtol: float) -> str:

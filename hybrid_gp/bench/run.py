@@ -11,10 +11,12 @@ is its evaluation count (local search turned off) per second of `fit`.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from ..config import SearchConfig
 from ..evaluation import evaluate
 from ..problem import Budget, Problem, get_problem
 from .args import check_threads, comma_separated, fail
+from .load import timed
 
 KOZA_SYMBOLS = "add,sub,mul,div,sin,cos,exp,log,variable"
 
@@ -43,6 +46,11 @@ class Outcome:
 @dataclass
 class Timing:
     runs: list[Outcome] = field(default_factory=list)
+    wall: float = 0.0  # seconds of all rounds, both contenders
+    others: float | None = 0.0  # CPU seconds other processes used meanwhile
+
+    def other_cores(self) -> float | None:
+        return None if self.others is None or not self.wall else self.others / self.wall
 
     def rate(self, count: str) -> float:
         return statistics.median(getattr(o, count) / o.seconds for o in self.runs)
@@ -147,27 +155,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     contenders = {"hybrid_gp": ours, "pyoperon": operon}
     print(f"bench run: Nguyen-7 formula, population {args.population}, "
           f"{args.evaluations:,} evaluations, {args.rounds} interleaved rounds, medians")
+    verdicts: list[tuple[int, int, float | None]] = []
     warm = problem_with_rows(20, args.seed)  # compile every kernel before timing
     ours(warm, 20, 200, 1, args.seed)
     for rows in rows_list:
         problem = problem_with_rows(rows, args.seed)
         for threads in threads_list:
             timings = {name: Timing() for name in contenders}
+            machine = Timing()  # the rest of the machine during these rounds
             for r in range(args.rounds):
                 order = list(contenders.items())
                 if r % 2:
                     order.reverse()
                 for name, fn in order:
-                    out = fn(problem, args.population, args.evaluations, threads,
-                             args.seed + r)
+                    out, wall, _, others = timed(partial(
+                        fn, problem, args.population, args.evaluations, threads,
+                        args.seed + r))
+                    machine.wall += wall
+                    machine.others = (None if others is None or machine.others is None
+                                      else machine.others + others)
                     if out is not None:
                         timings[name].runs.append(out)
-            _report(rows, threads, timings)
+            verdicts.append(_report(rows, threads, timings, machine))
+    _targets(verdicts)
     return 0
 
 
-def _report(rows: int, threads: int, timings: dict[str, Timing]) -> None:
+#: Issue 3's end-to-end targets: our children/s over pyoperon's evaluations/s.
+TARGETS = {20: 0.5, 10_000: 0.8}
+
+
+def _targets(verdicts: list[tuple[int, int, float | None]]) -> None:
+    print("\ntargets (issue 3; timings, not tests; the goal is 1.0x):")
+    for rows, threads, ratio in verdicts:
+        want = TARGETS.get(rows)
+        if want is None or ratio is None:
+            continue
+        print(f"  >= {want}x pyoperon at {rows} rows, {threads} thread(s): {ratio:.2f}x, "
+              f"{'met' if ratio >= want else 'not met'}")
+
+
+def _report(rows: int, threads: int, timings: dict[str, Timing], machine: Timing
+            ) -> tuple[int, int, float | None]:
+    """Print the line of one row count and thread count; returns (rows, threads, the
+    ratio of our children/s to pyoperon's evaluations/s, None without pyoperon)."""
     ours_t, op = timings["hybrid_gp"], timings["pyoperon"]
+    ratio = None
     kids, evals = ours_t.rate("children"), ours_t.rate("evaluations")
     line = (f"rows {rows:>6} threads {threads}: hybrid_gp {kids:>10,.0f} children/s "
             f"({evals:>10,.0f} real evaluations/s)")
@@ -175,14 +208,19 @@ def _report(rows: int, threads: int, timings: dict[str, Timing]) -> None:
              f"({ours_t.median('size'):.0f} nodes)")
     if op.runs:
         theirs = op.rate("evaluations")
+        ratio = kids / theirs
         line += (f" | pyoperon {theirs:>10,.0f} evaluations/s | ratio children "
-                 f"{kids / theirs:.2f}x, real {evals / theirs:.2f}x")
+                 f"{ratio:.2f}x, real {evals / theirs:.2f}x")
         found += (f" | pyoperon {op.median('mse'):.3g} (model length "
                   f"{op.median('size'):.0f})")
     else:
         line += " | pyoperon not installed (pip install .[bench])"
     print(line, flush=True)
     print(found, flush=True)
+    others = machine.other_cores()
+    print(f"  other processes used {'n/a' if others is None else f'{others:.2f}'} cores "
+          f"meanwhile (of {os.cpu_count()})", flush=True)
+    return rows, threads, ratio
 
 
 if __name__ == "__main__":
