@@ -1,14 +1,15 @@
-"""Choosing threads by timing (hybrid_gp/threads.py): each way is measured, the faster
-one is used, the other measured again now and then; `forced` overrides the choice.
+"""Choosing threads (hybrid_gp/threads.py): a pool that does not answer its ping in
+time runs everything serially; otherwise each way is timed, the faster one used and
+the other timed again now and then; `forced` overrides the choice.
 
 The kernels themselves give the same results either way (their own tests); here the
-serial and threaded calls are stand-ins that take known times.
+serial and threaded calls are stand-ins, and the clock is a fake one where a test
+depends on it, so no assertion rests on this machine's timing.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from itertools import pairwise
 
 import numpy as np
@@ -149,16 +150,21 @@ def test_the_ping_kernel_marks_every_slot():
     assert marks.tolist() == [1] * 5
 
 
-def test_run_kernel_uses_the_faster_way_for_real_calls(monkeypatch):
+def test_run_kernel_times_each_call_and_uses_the_faster_way(monkeypatch):
+    """run_kernel reads the clock around each call (a fake clock here: serial calls take
+    4 ms, threaded ones 0.1 ms, whatever the machine is doing)."""
     monkeypatch.setattr(threads, "_CHOICES", {})
     _pool(monkeypatch, answers=True)
+    clock = [0.0]
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock[0])
     calls = []
 
     def serial() -> None:
-        time.sleep(0.004)
+        clock[0] += 4e-3
         calls.append("serial")
 
     def parallel(workers: int) -> None:
+        clock[0] += 1e-4
         calls.append(f"threads {workers}")
 
     for _ in range(2 * PROBE_CALLS + 4):
