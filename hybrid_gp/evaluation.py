@@ -32,13 +32,15 @@ def block_rows(n_rows: int) -> int:
 MIN_THREADED_WORK = 32_768
 
 
-def _workers(batch: CompiledBatch, n_rows: int, n_jobs: int) -> int:
-    """Threads the batch may use: enough work split over several programs or row
-    blocks (threads.run_kernel then runs it threaded only while that is faster)."""
+def _threads_and_work(batch: CompiledBatch, n_rows: int, n_jobs: int) -> tuple[int, int]:
+    """(threads the batch may use, its node evaluations): more than one only with
+    enough work split over several programs or row blocks (threads.run_kernel then
+    runs it threaded only while that is faster)."""
+    work = len(batch.codes) * n_rows
     if n_jobs > 1 and (batch.n_programs > 1 or n_rows > BLOCK_ROWS) and \
-            len(batch.codes) * n_rows >= MIN_THREADED_WORK:
-        return min(n_jobs, numba.config.NUMBA_NUM_THREADS)
-    return 1
+            work >= MIN_THREADED_WORK:
+        return min(n_jobs, numba.config.NUMBA_NUM_THREADS), work
+    return 1, work
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def evaluate_features(batch: CompiledBatch, XT: np.ndarray, n_jobs: int = 1,
         return out
     arrays = batch.arrays(XT.dtype)
     block = block_rows(XT.shape[1])
-    run_kernel("evaluate", _workers(batch, XT.shape[1], n_jobs), len(batch.codes) * XT.shape[1],
+    run_kernel("evaluate", *_threads_and_work(batch, XT.shape[1], n_jobs),
                lambda: kern.eval_batch_serial(arrays, XT, out, block, batch.depth,
                                               batch.kernel_ext),
                lambda workers: kern.eval_batch_parallel(arrays, XT, out, block, batch.depth,
@@ -174,7 +176,7 @@ def mse_features(batch: CompiledBatch, XT: np.ndarray, y: np.ndarray,
         raise DataError("cannot score programs on zero rows")
     arrays = batch.arrays(XT.dtype)
     block = block_rows(XT.shape[1])
-    run_kernel("mse", _workers(batch, XT.shape[1], n_jobs), len(batch.codes) * XT.shape[1],
+    run_kernel("mse", *_threads_and_work(batch, XT.shape[1], n_jobs),
                lambda: kern.mse_batch_serial(arrays, XT, y, out, block, batch.depth,
                                              batch.kernel_ext),
                lambda workers: kern.mse_batch_parallel(arrays, XT, y, out, block, batch.depth,

@@ -135,25 +135,22 @@ def run_kernel(site: str, workers: int, work: int, serial: Callable[[], object],
     """Run `serial()` or `parallel(workers)` (workers from `worker_threads`; 1 runs it
     serially without timing it), as the site's measurements say for this much work.
     A size class never measured starts threaded when work >= start_threaded_from."""
+    choice = None
     if _FORCED:
-        if _FORCED[-1] and workers > 1:
-            numba.set_num_threads(workers)
-            parallel(workers)
-        else:
-            serial()
-        return
-    if workers < 2 or not pool_answers(workers):
-        serial()
-        return
-    key = (site, int(work).bit_length())
-    choice = _CHOICES.get(key)
-    if choice is None:
-        choice = _CHOICES[key] = ThreadChoice(work >= start_threaded_from)
-    threaded = choice.threaded()
+        threaded = _FORCED[-1] and workers > 1
+    elif workers < 2 or not pool_answers(workers):
+        threaded = False
+    else:
+        key = (site, int(work).bit_length())
+        choice = _CHOICES.get(key)
+        if choice is None:
+            choice = _CHOICES[key] = ThreadChoice(work >= start_threaded_from)
+        threaded = choice.threaded()
     start = time.perf_counter()
     if threaded:
         numba.set_num_threads(workers)
         parallel(workers)
     else:
         serial()
-    choice.record(threaded, time.perf_counter() - start, work)
+    if choice is not None:
+        choice.record(threaded, time.perf_counter() - start, work)
