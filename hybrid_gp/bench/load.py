@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -36,3 +37,20 @@ def timed(fn: Callable[[], T]) -> tuple[T, float, float, float | None]:
     busy1 = busy_seconds()
     others = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu)
     return out, wall, cpu, others
+
+
+@dataclass
+class Load:
+    """Wall seconds timed and the CPU seconds other processes used meanwhile (None
+    once a reading was missing)."""
+
+    wall: float = 0.0
+    others: float | None = 0.0
+
+    def add(self, wall: float, others: float | None) -> None:
+        self.wall += wall
+        self.others = None if others is None or self.others is None else self.others + others
+
+    def cores(self) -> float | None:
+        """Other processes' CPU use in cores (None without readings)."""
+        return None if self.others is None or not self.wall else self.others / self.wall

@@ -26,7 +26,7 @@ from ..config import SearchConfig
 from ..evaluation import evaluate
 from ..problem import Budget, Problem, get_problem
 from .args import check_threads, comma_separated, fail
-from .load import timed
+from .load import Load, timed
 
 KOZA_SYMBOLS = "add,sub,mul,div,sin,cos,exp,log,variable"
 
@@ -46,11 +46,6 @@ class Outcome:
 @dataclass
 class Timing:
     runs: list[Outcome] = field(default_factory=list)
-    wall: float = 0.0  # seconds of all rounds, both contenders
-    others: float | None = 0.0  # CPU seconds other processes used meanwhile
-
-    def other_cores(self) -> float | None:
-        return None if self.others is None or not self.wall else self.others / self.wall
 
     def rate(self, count: str) -> float:
         return statistics.median(getattr(o, count) / o.seconds for o in self.runs)
@@ -162,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem = problem_with_rows(rows, args.seed)
         for threads in threads_list:
             timings = {name: Timing() for name in contenders}
-            machine = Timing()  # the rest of the machine during these rounds
+            machine = Load()  # the rest of the machine during these rounds
             for r in range(args.rounds):
                 order = list(contenders.items())
                 if r % 2:
@@ -171,9 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     out, wall, _, others = timed(partial(
                         fn, problem, args.population, args.evaluations, threads,
                         args.seed + r))
-                    machine.wall += wall
-                    machine.others = (None if others is None or machine.others is None
-                                      else machine.others + others)
+                    machine.add(wall, others)
                     if out is not None:
                         timings[name].runs.append(out)
             verdicts.append(_report(rows, threads, timings, machine))
@@ -195,7 +188,7 @@ def _targets(verdicts: list[tuple[int, int, float | None]]) -> None:
               f"{'met' if ratio >= want else 'not met'}")
 
 
-def _report(rows: int, threads: int, timings: dict[str, Timing], machine: Timing
+def _report(rows: int, threads: int, timings: dict[str, Timing], machine: Load
             ) -> tuple[int, int, float | None]:
     """Print the line of one row count and thread count; returns (rows, threads, the
     ratio of our children/s to pyoperon's evaluations/s, None without pyoperon)."""
@@ -217,7 +210,7 @@ def _report(rows: int, threads: int, timings: dict[str, Timing], machine: Timing
         line += " | pyoperon not installed (pip install .[bench])"
     print(line, flush=True)
     print(found, flush=True)
-    others = machine.other_cores()
+    others = machine.cores()
     print(f"  other processes used {'n/a' if others is None else f'{others:.2f}'} cores "
           f"meanwhile (of {os.cpu_count()})", flush=True)
     return rows, threads, ratio
