@@ -30,9 +30,12 @@ def test_compiling_evaluators_give_what_their_precompiled_twins_give(trees_and_d
     programs, X = trees_and_data
     ours = _outputs(cont.kernel(programs, X, "float64", (1,)))
     ours_compiling = _outputs(cont.kernel(programs, X, "float64", (1,), compile_each=True))
+    ours_objects = _outputs(cont.kernel(programs, X, "float64", (1,), compile_each=True,
+                                        from_programs=True))
     deap = _outputs(cont.deap_compiled(programs, X))
     deap_compiling = _outputs(cont.deap_compiled(programs, X, compile_each=True))
     np.testing.assert_array_equal(ours_compiling, ours)
+    np.testing.assert_array_equal(ours_objects, ours)
     np.testing.assert_array_equal(deap_compiling, deap)
     assert np.array_equal(np.isfinite(ours), np.isfinite(deap))
     both = np.isfinite(ours) & np.isfinite(deap)
@@ -44,30 +47,31 @@ def test_compile_each_compiles_inside_every_run(trees_and_data, monkeypatch):
     from deap import gp
 
     programs, X = trees_and_data
-    calls = {"deap": 0, "ours": 0}
-    real_compile = gp.compile
+    calls = {"deap": 0, "flat": 0, "programs": 0}
 
-    def counting_compile(*args, **kwargs):
-        calls["deap"] += 1
-        return real_compile(*args, **kwargs)
+    def counting(key, real):
+        def call(*args, **kwargs):
+            calls[key] += 1
+            return real(*args, **kwargs)
+        return call
 
-    real_batch = cont.compile_batch
-
-    def counting_batch(*args, **kwargs):
-        calls["ours"] += 1
-        return real_batch(*args, **kwargs)
-
-    monkeypatch.setattr(gp, "compile", counting_compile)
-    monkeypatch.setattr(cont, "compile_batch", counting_batch)
+    monkeypatch.setattr(gp, "compile", counting("deap", gp.compile))
+    monkeypatch.setattr(cont, "compile_arrays", counting("flat", cont.compile_arrays))
+    monkeypatch.setattr(cont, "compile_batch", counting("programs", cont.compile_batch))
     deap = cont.deap_compiled(programs, X, compile_each=True)
-    ours = cont.kernel(programs, X, "float64", (1,), compile_each=True)
+    flat = cont.kernel(programs, X, "float64", (1,), compile_each=True)
+    objects = cont.kernel(programs, X, "float64", (1,), compile_each=True,
+                          from_programs=True)
     before = dict(calls)
     for _ in range(3):
         deap.run(1)
-        ours.run(1)
+        flat.run(1)
+        objects.run(1)
     assert calls["deap"] - before["deap"] == 3 * len(programs)
-    assert calls["ours"] - before["ours"] == 3
-    assert deap.baseline == ours.baseline == cont.OURS_COMPILING
+    assert calls["flat"] - before["flat"] == 3
+    assert calls["programs"] - before["programs"] == 3
+    assert deap.baseline == flat.baseline == objects.baseline == cont.OURS_COMPILING
+    assert (flat.name, objects.name) == (cont.OURS_COMPILING, cont.OURS_COMPILING_PROGRAMS)
 
 
 def test_precompiled_evaluators_compile_nothing_while_timed(trees_and_data, monkeypatch):
@@ -82,5 +86,6 @@ def test_precompiled_evaluators_compile_nothing_while_timed(trees_and_data, monk
 
     monkeypatch.setattr(gp, "compile", refuse)
     monkeypatch.setattr(cont, "compile_batch", refuse)
+    monkeypatch.setattr(cont, "compile_arrays", refuse)
     deap.run(1)
     ours.run(1)

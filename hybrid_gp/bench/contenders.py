@@ -7,8 +7,10 @@ as DEAP users run it, and it never touches the library's code paths.
 
 Two timings per side answer two questions. Evaluation alone: trees compiled before
 the clock starts (`kernel`, `deap_compiled`). Compile and evaluate, as a GP run pays
-for every new child: DEAP's gp.compile of each tree against our compile_batch of the
-whole batch (`compile_each=True`); each is compared with its own kind.
+for every new child (`compile_each=True`): DEAP's gp.compile of each tree against our
+compile of the whole batch from the flat arrays a generation's children are bred into
+(`compile_arrays`, what the engine runs); each is compared with its own kind. Our
+compile_batch of Program objects, the path for programs a user builds, is timed too.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..compiler import compile_batch
+from ..compiler import compile_arrays, compile_batch
 from ..evaluation import as_features, evaluate_features
+from ..genomes import Genomes
 from ..kernels import opcodes as oc
 from ..kernels.reference import apply_op, evaluate_batch
 from ..program import Program
@@ -46,26 +49,43 @@ def _nodes(programs: Sequence[Program]) -> int:
     return sum(p.size for p in programs)
 
 
-#: The names of the compile-and-evaluate pair.
+#: The names of the compile-and-evaluate evaluators.
 OURS_COMPILING = "hybrid_gp compile+float64"
+OURS_COMPILING_PROGRAMS = "hybrid_gp Programs+float64"
 DEAP_COMPILING = "DEAP compile+numpy"
 
 
 def kernel(programs: Sequence[Program], X: np.ndarray, dtype: str,
-           threads: tuple[int, ...], compile_each: bool = False) -> Evaluator:
-    """hybrid_gp's Numba interpreter: one call per batch into a preallocated array;
-    with compile_each, compile_batch of the Programs is timed too."""
+           threads: tuple[int, ...], compile_each: bool = False,
+           from_programs: bool = False) -> Evaluator:
+    """hybrid_gp's Numba interpreter: one call per batch into a preallocated array.
+    With compile_each the compile is timed too: from the batch's flat arrays, as the
+    engine compiles a generation's children, or with from_programs, compile_batch of
+    the Program objects."""
     batch = compile_batch(programs)
     XT = as_features(X, np.dtype(dtype))
     out = np.empty((batch.n_programs, XT.shape[1]), dtype=XT.dtype)
+    flat = Genomes.of(programs)
+
+    def compile_now():
+        if not compile_each:
+            return batch
+        if from_programs:
+            return compile_batch(programs)
+        return compile_arrays(flat.grammar, flat.codes, flat.code_offsets, flat.consts,
+                              flat.const_offsets)
 
     def run(n_jobs: int) -> None:
         with forced(n_jobs > 1):  # the row says how many threads: no timed choice
-            evaluate_features(compile_batch(programs) if compile_each else batch, XT,
-                              n_jobs, out=out)
+            evaluate_features(compile_now(), XT, n_jobs, out=out)
 
+    if compile_each and from_programs:
+        return Evaluator(OURS_COMPILING_PROGRAMS, "compile_batch of the Program objects, "
+                         "then the Numba kernel, float64", threads, run, lambda: out,
+                         _nodes(programs), baseline=OURS_COMPILING)
     if compile_each:
-        return Evaluator(OURS_COMPILING, "compile_batch of the Programs, then the Numba "
+        return Evaluator(OURS_COMPILING, "compile of the batch's flat arrays (as the "
+                         "engine compiles a generation's children), then the Numba "
                          "kernel, float64", threads, run, lambda: out, _nodes(programs),
                          baseline=OURS_COMPILING)
     return Evaluator(f"hybrid_gp {dtype}", f"Numba kernel, {dtype}, outputs into a "
