@@ -150,6 +150,10 @@ class CacheConfig(pg.Object):
                                   "chance a hit is dropped (forgetful mode)"] = 0.1
     average_k: pg.typing.Annotated[pg.typing.Int(min_value=1),
                                    "evaluations averaged per function (averaging mode)"] = 5
+    subtree_memory_mb: pg.typing.Annotated[
+        pg.typing.Float(min_value=0.0),
+        "memory for subtree outputs kept between generations on 1,000 rows or more, so "
+        "children load the subtrees they share with earlier programs (0: none)"] = 128.0
 
 
 @stable_name("hybrid_gp.DataSource")

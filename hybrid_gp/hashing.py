@@ -33,6 +33,7 @@ from .kernels.lru import LruTable
 from .kernels.quantise import quantise_bits
 from .kernels.structural import structural_keys, structural_keys_parallel
 from .program import Program
+from .subtrees import SubtreeStore
 from .threads import run_kernel, worker_threads
 
 if TYPE_CHECKING:
@@ -237,6 +238,10 @@ class CacheStats:
     evaluation_seconds: float = 0.0  # wall time of the real evaluations
     hash_seconds: float = 0.0  # wall time of everything else `score` did: the cache's cost
     evicted: int = 0
+    subtree_stores: int = 0  # subtree outputs kept (hybrid_gp.subtrees)
+    subtree_loads: int = 0  # subtrees loaded instead of computed
+    subtree_nodes_loaded: int = 0  # their nodes: node evaluations spared per row
+    subtree_nodes_planned: int = 0  # nodes of the programs evaluated with the store
 
     @property
     def hits(self) -> int:
@@ -266,6 +271,9 @@ class CacheStats:
             "batch_duplicates": self.batch_duplicates, "audited": self.audited,
             "false_merges": self.false_merges, "averaged": self.averaged,
             "forgotten": self.forgotten, "evicted": self.evicted,
+            "subtree_stores": self.subtree_stores, "subtree_loads": self.subtree_loads,
+            "subtree_nodes_loaded": self.subtree_nodes_loaded,
+            "subtree_nodes_planned": self.subtree_nodes_planned,
         }
 
 
@@ -293,6 +301,7 @@ class EquivalenceCache:
     average_k: int = 5
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     stats: CacheStats = field(default_factory=CacheStats)
+    subtree_memory_mb: float = 128.0  # subtree outputs kept on many rows; 0: none
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -304,14 +313,18 @@ class EquivalenceCache:
                 raise ConfigError(f"cache {name} must be in [0, 1], got {getattr(self, name)}")
         if self.mode == "audit" and self.audit_rate == 0.0:
             self.audit_rate = 0.05
+        if self.subtree_memory_mb < 0:
+            raise ConfigError(f"cache subtree_memory_mb must be >= 0, got "
+                              f"{self.subtree_memory_mb}")
         self._structural = LruTable(self.capacity)  # key -> (functional key, unused)
         self._functional = LruTable(self.capacity)  # (0, key) -> (count, error)
+        self._subtrees: SubtreeStore | None = None  # made for the first problem scored
 
     # ---------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Compact state for checkpoints: the tables as arrays, in LRU order."""
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("_structural", "_functional", "_train_prefix")}
+                 if k not in ("_structural", "_functional", "_train_prefix", "_subtrees")}
         f, s = self._functional, self._structural
         ids = f.in_order()
         state["_functional_arrays"] = (f.keys[ids, 1].view(np.int64), f.fvals[ids],
@@ -324,6 +337,8 @@ class EquivalenceCache:
         fk, err, count = state.pop("_functional_arrays")
         sk, sv = state.pop("_structural_arrays")
         self.__dict__.update(state)
+        self.__dict__.setdefault("subtree_memory_mb", 128.0)  # checkpoints from before it
+        self._subtrees = None  # outputs are not kept in checkpoints: they refill
         self._functional = LruTable(self.capacity)
         self._functional.put(_zeros(len(fk)), _words(fk), count, err)
         self._structural = LruTable(self.capacity)
@@ -457,7 +472,7 @@ class EquivalenceCache:
             if values is None:
                 chosen_programs = (programs.take(chosen) if isinstance(programs, Genomes)
                                    else [programs[i] for i in chosen.tolist()])
-                values = scorer.evaluate_now(chosen_programs, batch.take(chosen))
+                values = self._evaluate(scorer, chosen_programs, batch.take(chosen))
             evaluating = time.perf_counter() - t0
             self.stats.evaluation_seconds += evaluating
             self.stats.evaluations += len(chosen)
@@ -473,6 +488,26 @@ class EquivalenceCache:
         n_hits = int(np.count_nonzero(~np.isnan(errors))) - len(chosen)
         self.stats.hash_seconds += time.perf_counter() - start - evaluating
         return ScoreResult(errors, len(chosen), n_hits, fkeys)
+
+    def _evaluate(self, scorer: Scorer, programs: Sequence[Program],
+                  batch: CompiledBatch) -> np.ndarray:
+        """Errors by the kernels, with the subtree store where it applies: the same
+        errors bit for bit, with less work."""
+        problem = scorer.problem
+        store = self._subtrees
+        if store is None or store.source is not problem.train.XT:
+            store = self._subtrees = (SubtreeStore.for_problem(problem, self.subtree_memory_mb)
+                                      if self.subtree_memory_mb > 0 else None)
+        if store is None or not len(batch.codes):
+            return scorer.evaluate_now(programs, batch)
+        before = store.counts.copy()
+        errors = problem.error_from_mse(store.mse(batch, problem.train.y, scorer.n_jobs))
+        loads, nodes, stores = (store.counts - before).tolist()
+        self.stats.subtree_loads += loads
+        self.stats.subtree_nodes_loaded += nodes
+        self.stats.subtree_stores += stores
+        self.stats.subtree_nodes_planned += len(batch.codes)
+        return errors
 
     def _errors_from_probe(self, problem: Problem, outputs: np.ndarray | None,
                            pending: np.ndarray, chosen: np.ndarray) -> np.ndarray | None:

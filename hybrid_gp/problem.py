@@ -126,7 +126,12 @@ class Problem:
         """Error per program on `data` (train by default); lower is better, inf for
         programs with non-finite outputs."""
         d = data or self.train
-        mse = mse_features(batch, d.XT, d.y, n_jobs)
+        return self.error_from_mse(mse_features(batch, d.XT, d.y, n_jobs), d)
+
+    def error_from_mse(self, mse: np.ndarray, data: Dataset | None = None) -> np.ndarray:
+        """The built-in error from mean squared errors on `data` (train by default):
+        the metric, its sign turned so that lower is better."""
+        d = data or self.train
         m = get_metric(self.metric)
         err = m.from_mse(mse, d.y_var)
         return err if m.lower_is_better else -err
@@ -140,9 +145,7 @@ class Problem:
         d = self.train
         if type(self).error is not Problem.error or d.XT.dtype != np.float64:
             return None
-        m = get_metric(self.metric)
-        err = m.from_mse(mse_from_outputs(outputs, d.y), d.y_var)
-        return err if m.lower_is_better else -err
+        return self.error_from_mse(mse_from_outputs(outputs, d.y))
 
     def exhaustive_inputs(self) -> np.ndarray | None:
         """Every input row the fitness depends on, when that set is finite and small

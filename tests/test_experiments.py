@@ -153,7 +153,7 @@ def test_an_interrupted_ufh_experiment_resumes_with_only_the_runs_it_lacks(tmp_p
     monkeypatch.setattr(ufh, "_timed", lambda c, p: (calls.append(p.name), timed(c, p))[1])
     md = ufh.run("smoke", tmp_path, seeds=[0, 1], quiet=True, resume=True, **tiny)
     assert "nguyen-1" not in calls  # part 1 was not run again
-    assert len(calls) == 3 + 2  # part 2: one group of three arms; part 3: two seeds
+    assert len(calls) == len(ufh.ARMS) + 2  # part 2: one group of arms; part 3: two seeds
     assert "2 finished runs come from an earlier session" in md.read_text()
     records = [json.loads(line) for line in ledger.read_text().splitlines()[1:]]
     assert records[:2] == kept and len(records) == 2 + 1 + 2

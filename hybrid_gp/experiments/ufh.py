@@ -206,12 +206,15 @@ def rows_problem(formula_of: str, n_rows: int) -> Problem:
                              name=f"{formula_of}-{n_rows}rows")
 
 
-# Part 2's three arms: the cache on; the same search with every hit evaluated anyway
-# (audit at rate 1: identical keys, population de-duplication and choices, so only the
-# reused evaluations differ); and the cache switched off, where the population can only
-# drop identical trees and the search drifts apart.
+# Part 2's four arms: the cache on (its subtree store included); the cache without the
+# subtree store (fitness reuse alone); the same search with every hit evaluated anyway
+# and no subtree store (audit at rate 1: identical keys, population de-duplication and
+# choices, so only the reused work differs); and the cache switched off, where the
+# population can only drop identical trees and the search drifts apart.
 ARMS = {"on": {"enabled": True},
-        "recheck": {"enabled": True, "mode": "audit", "audit_rate": 1.0},
+        "nostore": {"enabled": True, "subtree_memory_mb": 0},
+        "recheck": {"enabled": True, "mode": "audit", "audit_rate": 1.0,
+                    "subtree_memory_mb": 0},
         "off": {"enabled": False}}
 
 
@@ -346,20 +349,26 @@ def speed_summary(records: list[dict[str, Any]], generations: int
                  **{arm: med(arm) for arm in ARMS},
                  "speedup": common.median(d["recheck"]["wall"] / d["on"]["wall"]
                                           for d in sets),
+                 "speedup_nostore": common.median(d["recheck"]["wall"] / d["nostore"]["wall"]
+                                                  for d in sets),
                  "speedup_off": common.median(d["off"]["wall"] / d["on"]["wall"]
                                               for d in sets)}
         points.append(point)
         n_seeds = len({r["seed"] for r in rs})
         rows.append([f"`{formula}`", n_rows, selection, f"{len(sets)} of {n_seeds}",
-                     f"{point['on']:.2f}", f"{point['recheck']:.2f}", f"{point['off']:.2f}",
+                     f"{point['on']:.2f}", f"{point['nostore']:.2f}",
+                     f"{point['recheck']:.2f}", f"{point['off']:.2f}",
                      f"**{point['speedup']:.2f}×**" if sets else "-",
+                     f"{point['speedup_nostore']:.2f}×" if sets else "-",
                      f"{point['speedup_off']:.2f}×" if sets else "-",
                      fmt(med("on", "evaluations"), 6), fmt(med("recheck", "evaluations"), 6),
                      fmt(med("off", "evaluations"), 6),
                      fmt(med("on", "best_error")), fmt(med("off", "best_error"))])
     text = table(["formula", "rows", "selection", "complete sets", "wall on (s)",
-                  "wall re-evaluating hits (s)", "wall off (s)",
-                  "speed-up, same search", "speed-up vs off", "evaluations on",
+                  "wall on, no subtree store (s)", "wall re-evaluating hits (s)",
+                  "wall off (s)", "speed-up, same search",
+                  "speed-up, same search, no subtree store", "speed-up vs off",
+                  "evaluations on",
                   "evaluations re-evaluating", "evaluations off", "best MSE on",
                   "best MSE off"], rows)
     return text, [p for p in points if not np.isnan(p["speedup"])]
@@ -461,6 +470,8 @@ def plot_speed(points: list[dict[str, Any]], path: Path) -> Path:
                   label=f"{formula} {selection} re-evaluating hits")
         right.plot(x, [p["speedup"] for p in ps], "o-", color=line.get_color(),
                    label=f"{formula} {selection}, same search")
+        right.plot(x, [p["speedup_nostore"] for p in ps], "^-.", color=line.get_color(),
+                   label=f"{formula} {selection}, same search, no subtree store")
         right.plot(x, [p["speedup_off"] for p in ps], "x:", color=line.get_color(),
                    label=f"{formula} {selection}, vs off")
     for ax in (left, right):
@@ -586,6 +597,7 @@ def _report(s: Settings, seeds: Sequence[int], skip_text: str, by_suite: dict[st
     nguyen = by_suite.get("nguyen")
     at_10k = [p["speedup"] for p in points if p["rows"] == 10_000]
     off_10k = [p["speedup_off"] for p in points if p["rows"] == 10_000]
+    alone_10k = [p["speedup_nostore"] for p in points if p["rows"] == 10_000]
     defaults = [c for c in cells if (c["bits"], c["probe"]) == (DEFAULT_BITS, DEFAULT_PROBE)]
     worst_default = max((c["rate"] for c in defaults), default=None)
     lines = [
@@ -602,6 +614,9 @@ def _report(s: Settings, seeds: Sequence[int], skip_text: str, by_suite: dict[st
             ["≥ 2× faster end to end at 10k rows: the same search, hits re-evaluated",
              ", ".join(f"{x:.2f}×" for x in at_10k) or "-",
              _verdict(None if not at_10k else min(at_10k) >= 2)],
+            ["(the same, fitness reuse alone: no subtree store)",
+             ", ".join(f"{x:.2f}×" for x in alone_10k) or "-",
+             _verdict(None if not alone_10k else min(alone_10k) >= 2)],
             ["≥ 2× faster end to end at 10k rows: against the cache switched off",
              ", ".join(f"{x:.2f}×" for x in off_10k) or "-",
              _verdict(None if not off_10k else min(off_10k) >= 2)],
@@ -635,19 +650,26 @@ def _report(s: Settings, seeds: Sequence[int], skip_text: str, by_suite: dict[st
         "![evaluations skipped](ufh_skipped.png)", "",
         "## 2. Wall time with and without the cache", "",
         f"Each formula is sampled on its suite's input domain (data seed {DATA_SEED}) at "
-        "each row count. Every seed runs three arms with the same settings and the same "
+        "each row count. Every seed runs four arms with the same settings and the same "
         f"number of children ({s.row_generations} generations × the population, no early "
-        "stop): *on* (the cache reuses fitness); *re-evaluating hits* (audit mode at "
-        "rate 1: the same keys, the same population de-duplication and, up to the last "
-        "bits of re-evaluated errors, the same choices, but every hit is evaluated "
-        "anyway; this is the same search without the savings); and *off* (the cache "
-        "switched off: the population can only drop identical trees, not repeated "
-        "functions, so the search drifts apart and its programs grow to other sizes). "
-        "*Speed-up, same search* is re-evaluating / on; *vs off* is off / on. Wall time "
+        "stop): *on* (the cache reuses fitness, and from 1,000 rows its subtree store "
+        "lets children load the subtrees they share with earlier programs: "
+        "docs/hashing.md); *on, no subtree store* (fitness reuse alone); *re-evaluating "
+        "hits* (audit mode at rate 1 and no subtree store: the same keys, the same "
+        "population de-duplication and, up to the last bits of re-evaluated errors, the "
+        "same choices, but every hit is evaluated anyway; this is the same search "
+        "without the savings); and *off* (the cache switched off: the population can "
+        "only drop identical trees, not repeated functions, so the search drifts apart "
+        "and its programs grow to other sizes). The store changes no error, so *on* and "
+        "*on, no subtree store* make the same search. *Speed-up, same search* is "
+        "re-evaluating / on (*no subtree store*: re-evaluating / on without it); *vs "
+        "off* is off / on. Wall time "
         "is end to end (`run_config`, kernels already compiled), the median over seeds; "
         "speed-ups are medians of per-seed ratios. A run that reaches an error of "
-        "exactly 0 stops early; its seed is left out (*complete sets*). The speed-up is "
-        "bounded by 1 / (1 − share of children skipped), less the hashing on the probe. "
+        "exactly 0 stops early; its seed is left out (*complete sets*). Without the "
+        "subtree store the speed-up is bounded by 1 / (1 − share of children skipped), "
+        "less the hashing on the probe; the store also cuts the work of the children "
+        "that are evaluated. "
         "Other users may have shared this machine; see the load average above.",
         "", speed_text, "![wall time](ufh_speed.png)", "",
         "## 3. Collision sweep (audit mode)", "",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-GROUPS = ("evaluation", "variation", "selection", "fitting", "threads")
+GROUPS = ("evaluation", "variation", "selection", "fitting", "subtrees", "threads")
 
 
 def cache_dir() -> Path:
@@ -85,6 +85,11 @@ def compile_group(group: str) -> None:
         nsga2_ranks(errors, sizes)
         nsga2_survivors(errors, sizes, 4)
         lexicase(rng.random((8, 5)), 4, rng)
+    elif group == "subtrees":  # the subtree store, for runs on many rows
+        from hybrid_gp.subtrees import SubtreeStore
+
+        batch = compile_batch(hg.random_programs("full", 8, 1, seed=0, min_depth=3))
+        SubtreeStore(problem.train.XT, 4).mse(batch, problem.train.y)
     elif group == "threads":  # the kernels' threaded twins, for runs with n_jobs > 1
         from hybrid_gp.hashing import fingerprint_array, structural_key_array
         from hybrid_gp.operators.batch import breed_children, uniforms_per_child
@@ -103,6 +108,9 @@ def compile_group(group: str) -> None:
             fingerprint_array(np.zeros((len(many), 4)), n_jobs=2)
             hg.evaluate(many, problem.train.X, n_jobs=2)
             problem.error(batch, n_jobs=2)
+            from hybrid_gp.subtrees import SubtreeStore
+
+            SubtreeStore(problem.train.XT, 4).mse(batch, problem.train.y, n_jobs=2)
         pool_answers(2)
     elif group == "fitting":
         from hybrid_gp.fitting import fit_batch

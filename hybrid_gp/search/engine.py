@@ -30,6 +30,7 @@ from ..operators.bandit import Bandit
 from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
 from ..rng import stream
+from ..subtrees import SUBTREE_MIN_ROWS
 from .archive import Archive
 from .genealogy import Genealogy
 from .heap import lighter_collection
@@ -308,6 +309,12 @@ class Engine:
         self.state = state
         self._session_start = time.perf_counter()
 
+    def _stores_subtrees(self) -> bool:
+        """Whether the cache will keep subtree outputs (hybrid_gp.subtrees)."""
+        c = self.config.cache
+        return (c.enabled and c.subtree_memory_mb > 0 and self.problem.squared_error_based
+                and self.problem.train.n_rows >= SUBTREE_MIN_ROWS)
+
     # ------------------------------------------------------------------ the loop
     def run(self) -> str:
         """Evolve until a budget, the target or a stop request ends the run."""
@@ -322,6 +329,7 @@ class Engine:
                 # A first run on a machine compiles the kernels it needs in parallel.
                 ensure_compiled(("evaluation", "variation", "selection")
                                 + (("fitting",) if self.settings.fit_share > 0 else ())
+                                + (("subtrees",) if self._stores_subtrees() else ())
                                 + (("threads",) if self.kernel_jobs > 1 else ()))
                 self.initialise()
             while (reason := self.stop_reason()) is None:
@@ -522,7 +530,7 @@ def build_cache(config: RunConfig, problem: Problem, island: int = 0,
         probe_XT=np.ascontiguousarray(probe.T), mode=c.mode, mantissa_bits=c.mantissa_bits,
         capacity=max(1, c.capacity // n_islands), audit_rate=c.audit_rate,
         audit_tolerance=c.audit_tolerance, forget_p=c.forget_p, average_k=c.average_k,
-        rng=stream(config.seed, "cache", island))
+        subtree_memory_mb=c.subtree_memory_mb / n_islands, rng=stream(config.seed, "cache", island))
 
 
 def _num(x: float) -> float | None:
