@@ -502,7 +502,7 @@ class EquivalenceCache:
             return scorer.evaluate_now(programs, batch)
         before = store.counts.copy()
         errors = problem.error_from_mse(store.mse(batch, problem.train.y, scorer.n_jobs))
-        loads, nodes, stores = (store.counts - before).tolist()
+        loads, nodes, stores, _ = (store.counts - before).tolist()
         self.stats.subtree_loads += loads
         self.stats.subtree_nodes_loaded += nodes
         self.stats.subtree_stores += stores

@@ -12,6 +12,7 @@ is most of a generation: on many rows (SUBTREE_MIN_ROWS).
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 #: Fewer training rows than this: no store (evaluating a subtree is then about as
 #: cheap as planning around it).
 SUBTREE_MIN_ROWS = 1000
+#: Batches over which storing must pay, and how long it pauses when it does not.
+RECKON_BATCHES = 8
+PAUSE_BATCHES = 16
 #: Slots at most, and at least for a store to be made at all.
 MAX_SLOTS = 4096
 MIN_SLOTS = 64
@@ -50,7 +54,10 @@ class SubtreeStore:
         self.stamp = np.full(self.capacity, -1, dtype=np.int64)
         self.born = np.full(self.capacity, -1, dtype=np.int64)
         self.batches = 0
-        self.counts = np.zeros(3, dtype=np.int64)  # loads, nodes loaded, stores
+        self.counts = np.zeros(4, dtype=np.int64)  # loads, nodes loaded, stores, cost loaded
+        self.storing = True  # whether new subtrees are stored (see _reckon)
+        self._pause_left = 0
+        self._window: deque[int] = deque(maxlen=RECKON_BATCHES)
 
     @classmethod
     def for_problem(cls, problem: Problem, memory_mb: float) -> SubtreeStore | None:
@@ -91,11 +98,31 @@ class SubtreeStore:
         slots = np.empty(most, dtype=np.int64)
         lru = self._lru
         table = (lru.index, lru.keys, lru.prev, lru.next, lru.meta, self.stamp, self.born)
+        before = self.counts.copy()
         n_stores = kern.plan(batch.codes, batch.code_offsets, batch.consts,
                              batch.const_offsets, oc.ARITY, kern.OP_COST,
-                             self.source.shape[0], table, self.batches, *out, *st, slots,
-                             self.counts)
+                             self.source.shape[0], table, self.batches, self.storing,
+                             *out, *st, slots, self.counts)
+        self._reckon(self.counts - before)
         return _cut(out, n), _cut(st, n_stores), slots[:n_stores]
+
+    def _reckon(self, batch_counts: np.ndarray) -> None:
+        """Whether storing pays, from counts alone (so a run stays the same on any
+        machine). Loads save their subtrees' cost and cost a row read each; a store
+        costs a row written. Where the last RECKON_BATCHES batches that stored lost
+        more than they saved (children rarely share costly subtrees: fitted constants,
+        say), storing pauses for PAUSE_BATCHES batches, loads from the slots kept go on,
+        and then it is tried again."""
+        loads, _, stores, saved = batch_counts.tolist()
+        if not self.storing:
+            self._pause_left -= 1
+            if self._pause_left <= 0:
+                self.storing = True
+            return
+        self._window.append(saved - kern.LOAD_COST * loads - kern.STORE_COST * stores)
+        if len(self._window) == self._window.maxlen and sum(self._window) < 0:
+            self.storing, self._pause_left = False, PAUSE_BATCHES
+            self._window.clear()
 
     def clear(self) -> None:
         """Forget every slot (the counts stay)."""

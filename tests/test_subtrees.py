@@ -101,14 +101,15 @@ def test_plan_matches_the_twin(capacity):
     XT, _ = _data(64)
     store = SubtreeStore(XT, capacity)
     twin = ref.SubtreePlanReference(capacity, base=XT.shape[0])
-    for batch in _generations(seed=capacity):
+    for batch in _generations(seed=capacity, n_generations=8):
+        may_store = store.storing
         children, stores, slots = store.plan(batch)
-        want_children, want_stores, want_slots = twin.plan(_split(batch))
+        want_children, want_stores, want_slots = twin.plan(_split(batch), may_store)
         assert _split(children) == want_children
         assert _split(stores) == want_stores
         assert slots.tolist() == want_slots
-    assert (store.loads, store.nodes_loaded, store.stores) == (
-        twin.loads, twin.nodes_loaded, twin.stores)
+    assert store.counts.tolist() == [twin.loads, twin.nodes_loaded, twin.stores,
+                                     twin.cost_loaded]
     assert store.loads > 0 and store.stores > 0  # the generations do share subtrees
 
 
@@ -246,3 +247,27 @@ def test_the_warm_up_group_runs_the_stores_kernels():
     assert "subtrees" in warmup.GROUPS
     warmup.compile_group("subtrees")
     assert kern.plan.signatures and kern.mse_planned_serial.signatures
+
+
+def test_storing_pauses_where_it_does_not_pay_and_is_tried_again():
+    """Fresh random programs every batch share no subtree: every store is lost, so
+    after RECKON_BATCHES batches storing pauses for PAUSE_BATCHES, then resumes.
+    Batches that repeat keep loading what they stored, and storing goes on."""
+    from hybrid_gp.subtrees import PAUSE_BATCHES, RECKON_BATCHES
+
+    XT, y = _data(1200)
+    store = SubtreeStore(XT, 500)
+    storing = []
+    for g in range(RECKON_BATCHES + PAUSE_BATCHES + 1):
+        batch = compile_batch(hg.random_programs("full", 40, 2, seed=1000 + g, min_depth=3,
+                                                 max_depth=5))
+        storing.append(store.storing)
+        np.testing.assert_array_equal(store.mse(batch, y), mse_features(batch, XT, y))
+    assert storing == ([True] * RECKON_BATCHES + [False] * PAUSE_BATCHES + [True])
+
+    repeating = SubtreeStore(XT, 500)
+    batch = compile_batch(hg.random_programs("full", 40, 2, seed=7, min_depth=3,
+                                             max_depth=5))
+    for _ in range(2 * RECKON_BATCHES):
+        repeating.mse(batch, y)
+        assert repeating.storing

@@ -34,7 +34,7 @@ class SubtreePlanReference:
         self.stamp: dict[int, int] = {}
         self.born: dict[int, int] = {}
         self.batches = 0
-        self.loads = self.nodes_loaded = self.stores = 0
+        self.loads = self.nodes_loaded = self.stores = self.cost_loaded = 0
 
     def _use(self, key: Hashable, allow_new: bool) -> int:
         e = self.slots.get(key)
@@ -56,11 +56,11 @@ class SubtreePlanReference:
         self.stamp[e] = self.born[e] = self.batches
         return e
 
-    def plan(self, programs: list[tuple[list[int], list[float]]]
+    def plan(self, programs: list[tuple[list[int], list[float]]], may_store: bool = True
              ) -> tuple[list[tuple[list[int], list[float]]],
                         list[tuple[list[int], list[float]]], list[int]]:
         """(rewritten programs, store programs, their slots) for programs given as
-        (kernel codes in prefix order, constants)."""
+        (kernel codes in prefix order, constants); no new slots unless may_store."""
         self.batches += 1
         out, stores, slots = [], [], []
         for codes, consts in programs:
@@ -69,6 +69,7 @@ class SubtreePlanReference:
             if whole >= 0:
                 self.loads += 1
                 self.nodes_loaded += len(codes)
+                self.cost_loaded += tree.cost[0]
                 out.append(([self._load(whole)], []))
                 continue
             if codes[0] < 0:
@@ -82,7 +83,8 @@ class SubtreePlanReference:
                     if e >= 0:
                         self.loads += 1
                         self.nodes_loaded += stop - k
-                    else:
+                        self.cost_loaded += tree.cost[k]
+                    elif may_store:
                         e = self._claim(tree.key(k))
                         if e >= 0:
                             stores.append(self._emit(tree, k, stop, False))
@@ -110,6 +112,7 @@ class SubtreePlanReference:
                 if e >= 0:
                     self.loads += 1
                     self.nodes_loaded += tree.end[k] - k
+                    self.cost_loaded += tree.cost[k]
                     codes.append(self._load(e))
                     k = tree.end[k]
                     continue

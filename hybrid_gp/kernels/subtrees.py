@@ -50,8 +50,13 @@ def _op_costs() -> np.ndarray:
 #: Per-opcode cost (see _op_costs).
 OP_COST = _op_costs()
 #: A subtree is loaded or stored only from this cost: a slot's row is read from
-#: memory, about a nanosecond per row, so cheaper subtrees are faster to compute.
+#: memory, so cheaper subtrees are as fast to compute (3 to 8 worked as well on
+#: nguyen-5 at 10,000 rows; 12 lost most loads).
 MIN_COST = 4
+#: What a load and a store cost per row, in the same units (a row read, a row
+#: written), for the store's reckoning of whether storing pays (hybrid_gp.subtrees).
+LOAD_COST = 4
+STORE_COST = 12
 
 _SALT_FIRST = np.uint64(0x2545F4914F6CDD1D)
 _SALT_SECOND = np.uint64(0x9E6C63D0676A9A99)
@@ -159,6 +164,7 @@ def _emit(i, stop, start, codes, consts, const_start, h1, h2, ends, cost, first_
                 w += 1
                 counts[0] += 1
                 counts[1] += ends[k] - k
+                counts[3] += cost[k]
                 k = ends[k]
                 continue
         c = codes[start + k]
@@ -173,7 +179,7 @@ def _emit(i, stop, start, codes, consts, const_start, h1, h2, ends, cost, first_
 
 @njit(**_JIT)
 def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_no,
-         out_codes, out_code_off, out_consts, out_const_off,
+         may_store, out_codes, out_code_off, out_consts, out_const_off,
          st_codes, st_code_off, st_consts, st_const_off, st_slots, counts):
     """Rewrite a batch around the slots in `table` (see the module docstring).
 
@@ -181,8 +187,8 @@ def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_
     (index, keys, prev, next, meta, stamp, born) of a kernels.lru table whose pool has
     room for its whole capacity, plus per-slot int64 stamps. out_*: the rewritten
     programs; st_*: the store programs, st_slots the slot each fills; both sized for
-    the batch's codes. counts: [loads, nodes loaded, stores]. Returns the number of
-    store programs."""
+    the batch's codes. may_store: whether new slots may be taken. counts: [loads, nodes
+    loaded, stores, cost loaded]. Returns the number of store programs."""
     index, keys, prev, nxt, meta, stamp, born = table
     longest = 1
     for p in range(len(code_off) - 1):
@@ -213,6 +219,7 @@ def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_
             w += 1
             counts[0] += 1
             counts[1] += n
+            counts[3] += cost[0]
         elif root < 0:
             w, wc = _emit(0, n, start, codes, consts, cs, h1, h2, ends, cost, first_const,
                           table, batch_no, True, base, out_codes, w, out_consts, wc, counts)
@@ -229,7 +236,8 @@ def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_
                     if e >= 0:
                         counts[0] += 1
                         counts[1] += stop - k
-                    else:
+                        counts[3] += cost[k]
+                    elif may_store:
                         e = _claim(index, keys, prev, nxt, meta, stamp, born, batch_no,
                                    h1[k], h2[k])
                         if e >= 0:  # its store program computes it first
