@@ -460,7 +460,7 @@ def plot_skipped(records: list[dict[str, Any]], plain: list[dict[str, Any]],
 
 def plot_speed(points: list[dict[str, Any]], path: Path) -> Path:
     plt = common.pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.6))
     for formula, selection in dict.fromkeys((p["formula"], p["selection"]) for p in points):
         ps = sorted((p for p in points if (p["formula"], p["selection"]) ==
                      (formula, selection)), key=lambda p: p["rows"])
@@ -483,7 +483,7 @@ def plot_speed(points: list[dict[str, Any]], path: Path) -> Path:
     right.axhline(2, color="k", ls="--", lw=1)
     right.axhline(1, color="grey", ls=":", lw=1)
     right.set_ylabel("speed-up (wall without / with reuse)")
-    right.legend(fontsize=7)
+    right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
