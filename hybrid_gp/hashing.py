@@ -319,12 +319,14 @@ class EquivalenceCache:
         self._structural = LruTable(self.capacity)  # key -> (functional key, unused)
         self._functional = LruTable(self.capacity)  # (0, key) -> (count, error)
         self._subtrees: SubtreeStore | None = None  # made for the first problem scored
+        self._subtrees_of: np.ndarray | None = None  # the data it was decided for
 
     # ---------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Compact state for checkpoints: the tables as arrays, in LRU order."""
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("_structural", "_functional", "_train_prefix", "_subtrees")}
+                 if k not in ("_structural", "_functional", "_train_prefix", "_subtrees",
+                              "_subtrees_of")}
         f, s = self._functional, self._structural
         ids = f.in_order()
         state["_functional_arrays"] = (f.keys[ids, 1].view(np.int64), f.fvals[ids],
@@ -338,7 +340,7 @@ class EquivalenceCache:
         sk, sv = state.pop("_structural_arrays")
         self.__dict__.update(state)
         self.__dict__.setdefault("subtree_memory_mb", 128.0)  # checkpoints from before it
-        self._subtrees = None  # outputs are not kept in checkpoints: they refill
+        self._subtrees = self._subtrees_of = None  # outputs are not checkpointed: they refill
         self._functional = LruTable(self.capacity)
         self._functional.put(_zeros(len(fk)), _words(fk), count, err)
         self._structural = LruTable(self.capacity)
@@ -494,10 +496,11 @@ class EquivalenceCache:
         """Errors by the kernels, with the subtree store where it applies: the same
         errors bit for bit, with less work."""
         problem = scorer.problem
+        if self._subtrees_of is not problem.train.XT:  # decided once per dataset
+            self._subtrees_of = problem.train.XT
+            self._subtrees = (SubtreeStore.for_problem(problem, self.subtree_memory_mb)
+                              if self.subtree_memory_mb > 0 else None)
         store = self._subtrees
-        if store is None or store.source is not problem.train.XT:
-            store = self._subtrees = (SubtreeStore.for_problem(problem, self.subtree_memory_mb)
-                                      if self.subtree_memory_mb > 0 else None)
         if store is None or not len(batch.codes):
             return scorer.evaluate_now(programs, batch)
         before = store.counts.copy()
