@@ -13,10 +13,11 @@ syntactic (the subtree's codes and constants' bits, hashed to 128 bits), so a lo
 row holds bit for bit what the subtree would compute. Slots are entries of a
 kernels.lru table (entry id = slot), least recently used evicted first.
 
-`plan` rewrites one batch: each subtree of at least MIN_NODES nodes found in the table
-becomes a load (largest first, top down); each of the root's subtrees not found gets a
-new slot and a store program (the subtree itself, loading older slots inside), which
-the caller evaluates into its slot before the rewritten children. A slot used or made
+`plan` rewrites one batch: each subtree costing at least MIN_COST found in the table
+becomes a load (largest first, top down); each such subtree of the root not found gets
+a new slot (unless storing is paused) and a store program (the subtree itself,
+loading older slots inside), which the caller evaluates into its slot before the
+rewritten children. A slot used or made
 in this batch (stamp == batch number) is never evicted during it, and store programs
 never load a slot made in the same batch, so the stores can run in any order.
 kernels/reference_subtrees.py is the plain-Python twin.
@@ -50,8 +51,8 @@ def _op_costs() -> np.ndarray:
 #: Per-opcode cost (see _op_costs).
 OP_COST = _op_costs()
 #: A subtree is loaded or stored only from this cost: a slot's row is read from
-#: memory, so cheaper subtrees are as fast to compute (3 to 8 worked as well on
-#: nguyen-5 at 10,000 rows; 12 lost most loads).
+#: memory, so cheaper subtrees are as fast to compute (on nguyen-5 at 10,000 rows 3
+#: to 6 did equally well, 8 a little worse, and 12 lost most loads).
 MIN_COST = 4
 #: What a load and a store cost per row, in the same units (a row read, a row
 #: written), for the store's reckoning of whether storing pays (hybrid_gp.subtrees).
