@@ -32,7 +32,7 @@ from .runlog import (
     truncate_events,
     write_genealogy,
 )
-from .search.engine import CACHE_CLOCK, Engine, Settings
+from .search.engine import CACHE_CLOCK, CACHE_SESSION, Engine, Settings
 
 
 @dataclass
@@ -181,7 +181,7 @@ def run_config(config: RunConfig, problem: Problem | None = None,
         clock = {"wall_seconds": result.stats["wall_seconds"]}
         cache = result.stats.get("cache") or {}
         if cache:
-            clock["cache"] = {k: cache[k] for k in CACHE_CLOCK}
+            clock["cache"] = {k: cache[k] for k in CACHE_CLOCK + CACHE_SESSION}
         emit({"event": "end", "stop_reason": reason, **_stable_stats(result.stats),
               "clock": clock})
         if log is not None:
@@ -246,10 +246,11 @@ _SESSION_STATS = ("wall_seconds", "evaluations_per_second", "llm_resent")
 
 def _stable_stats(stats: dict[str, Any]) -> dict[str, Any]:
     """The stats that depend on neither the wall clock nor how often the run was
-    interrupted (requests sent again after a resume)."""
+    interrupted (requests sent again after a resume, the subtree store's work)."""
     stable = {k: v for k, v in stats.items() if k not in _SESSION_STATS}
     if stable.get("cache"):
-        stable["cache"] = {k: v for k, v in stable["cache"].items() if k not in CACHE_CLOCK}
+        stable["cache"] = {k: v for k, v in stable["cache"].items()
+                           if k not in CACHE_CLOCK + CACHE_SESSION}
     return stable
 
 

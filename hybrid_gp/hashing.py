@@ -271,6 +271,8 @@ class CacheStats:
             "batch_duplicates": self.batch_duplicates, "audited": self.audited,
             "false_merges": self.false_merges, "averaged": self.averaged,
             "forgotten": self.forgotten, "evicted": self.evicted,
+            # these four depend on the session: a resumed run's store starts empty
+            # (search.engine.CACHE_SESSION keeps them out of the stable stats)
             "subtree_stores": self.subtree_stores, "subtree_loads": self.subtree_loads,
             "subtree_nodes_loaded": self.subtree_nodes_loaded,
             "subtree_nodes_planned": self.subtree_nodes_planned,

@@ -516,6 +516,10 @@ class Engine:
 #: The cache's wall-clock numbers in res.stats["cache"] (CacheStats.clock_dict): in
 #: events.jsonl they sit under the end event's "clock".
 CACHE_CLOCK = ("evaluation_seconds", "seconds_saved", "hash_seconds")
+#: The subtree store's counts, which depend on the session as the clock does (a
+#: resumed run starts with an empty store); they sit under "clock" too.
+CACHE_SESSION = ("subtree_stores", "subtree_loads", "subtree_nodes_loaded",
+                 "subtree_nodes_planned")
 
 
 def build_cache(config: RunConfig, problem: Problem, island: int = 0,
