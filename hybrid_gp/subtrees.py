@@ -59,17 +59,24 @@ class SubtreeStore:
         self._pause_left = 0
         self._window: deque[int] = deque(maxlen=RECKON_BATCHES)
 
-    @classmethod
-    def for_problem(cls, problem: Problem, memory_mb: float) -> SubtreeStore | None:
-        """A store for the problem's training rows within `memory_mb`, or None where
-        it cannot help or cannot be used: few rows, a budget under MIN_SLOTS slots, or
-        an error the kernels do not compute themselves (a subclass's own)."""
+    @staticmethod
+    def slots_for(problem: Problem, memory_mb: float) -> int:
+        """The slots a store for the problem's training rows gets within `memory_mb`;
+        0 where it cannot help or cannot be used: few rows, a budget under MIN_SLOTS
+        slots, or an error the kernels do not compute themselves (a subclass's own)."""
         XT = problem.train.XT
         if (not problem.squared_error_based or XT.dtype != np.float64
                 or XT.shape[1] < SUBTREE_MIN_ROWS):
-            return None
+            return 0
         slots = min(MAX_SLOTS, int(memory_mb * 2**20) // (8 * XT.shape[1]))
-        return cls(XT, slots) if slots >= MIN_SLOTS else None
+        return slots if slots >= MIN_SLOTS else 0
+
+    @classmethod
+    def for_problem(cls, problem: Problem, memory_mb: float) -> SubtreeStore | None:
+        """A store for the problem's training rows within `memory_mb`, or None where
+        `slots_for` gives none."""
+        slots = cls.slots_for(problem, memory_mb)
+        return cls(problem.train.XT, slots) if slots else None
 
     @property
     def loads(self) -> int:

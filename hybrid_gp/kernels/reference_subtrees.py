@@ -67,9 +67,7 @@ class SubtreePlanReference:
             tree = _Tree(codes, consts)
             whole = self._use(tree.key(0), True) if tree.cost[0] >= MIN_COST else -1
             if whole >= 0:
-                self.loads += 1
-                self.nodes_loaded += len(codes)
-                self.cost_loaded += tree.cost[0]
+                self._count_load(len(codes), tree.cost[0])
                 out.append(([self._load(whole)], []))
                 continue
             if codes[0] < 0:
@@ -81,9 +79,7 @@ class SubtreePlanReference:
                 if tree.cost[k] >= MIN_COST:
                     e = self._use(tree.key(k), True)
                     if e >= 0:
-                        self.loads += 1
-                        self.nodes_loaded += stop - k
-                        self.cost_loaded += tree.cost[k]
+                        self._count_load(stop - k, tree.cost[k])
                     elif may_store:
                         e = self._claim(tree.key(k))
                         if e >= 0:
@@ -99,6 +95,11 @@ class SubtreePlanReference:
             out.append((new_codes, new_consts))
         return out, stores, slots
 
+    def _count_load(self, nodes: int, cost: int) -> None:
+        self.loads += 1
+        self.nodes_loaded += nodes
+        self.cost_loaded += cost
+
     def _load(self, slot: int) -> int:
         return -(self.base + slot) - 2
 
@@ -110,9 +111,7 @@ class SubtreePlanReference:
             if tree.cost[k] >= MIN_COST:
                 e = self._use(tree.key(k), allow_new)
                 if e >= 0:
-                    self.loads += 1
-                    self.nodes_loaded += tree.end[k] - k
-                    self.cost_loaded += tree.cost[k]
+                    self._count_load(tree.end[k] - k, tree.cost[k])
                     codes.append(self._load(e))
                     k = tree.end[k]
                     continue

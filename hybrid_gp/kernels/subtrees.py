@@ -150,6 +150,13 @@ def _claim(index, keys, prev, nxt, meta, stamp, born, batch_no, hi, lo):
 
 
 @njit(**_JIT)
+def _count_load(counts, nodes, cost):
+    counts[0] += 1
+    counts[1] += nodes
+    counts[3] += cost
+
+
+@njit(**_JIT)
 def _emit(i, stop, start, codes, consts, const_start, h1, h2, ends, cost, first_const,
           table, batch_no, allow_new, base, out_codes, w, out_consts, wc, counts):
     """Write nodes i..stop-1 to out_codes[w:] (constants to out_consts[wc:]), each
@@ -163,9 +170,7 @@ def _emit(i, stop, start, codes, consts, const_start, h1, h2, ends, cost, first_
             if e >= 0:
                 out_codes[w] = -(base + e) - 2
                 w += 1
-                counts[0] += 1
-                counts[1] += ends[k] - k
-                counts[3] += cost[k]
+                _count_load(counts, ends[k] - k, cost[k])
                 k = ends[k]
                 continue
         c = codes[start + k]
@@ -218,9 +223,7 @@ def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_
         if whole >= 0:
             out_codes[w] = -(base + whole) - 2
             w += 1
-            counts[0] += 1
-            counts[1] += n
-            counts[3] += cost[0]
+            _count_load(counts, n, cost[0])
         elif root < 0:
             w, wc = _emit(0, n, start, codes, consts, cs, h1, h2, ends, cost, first_const,
                           table, batch_no, True, base, out_codes, w, out_consts, wc, counts)
@@ -235,9 +238,7 @@ def plan(codes, code_off, consts, const_off, arity, op_cost, base, table, batch_
                     e = _use(index, keys, prev, nxt, meta, stamp, born, batch_no, h1[k],
                              h2[k], True)
                     if e >= 0:
-                        counts[0] += 1
-                        counts[1] += stop - k
-                        counts[3] += cost[k]
+                        _count_load(counts, stop - k, cost[k])
                     elif may_store:
                         e = _claim(index, keys, prev, nxt, meta, stamp, born, batch_no,
                                    h1[k], h2[k])

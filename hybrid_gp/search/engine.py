@@ -30,7 +30,7 @@ from ..operators.bandit import Bandit
 from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
 from ..rng import stream
-from ..subtrees import SUBTREE_MIN_ROWS
+from ..subtrees import SubtreeStore
 from .archive import Archive
 from .genealogy import Genealogy
 from .heap import lighter_collection
@@ -312,8 +312,7 @@ class Engine:
     def _stores_subtrees(self) -> bool:
         """Whether the cache will keep subtree outputs (hybrid_gp.subtrees)."""
         c = self.config.cache
-        return (c.enabled and c.subtree_memory_mb > 0 and self.problem.squared_error_based
-                and self.problem.train.n_rows >= SUBTREE_MIN_ROWS)
+        return c.enabled and SubtreeStore.slots_for(self.problem, c.subtree_memory_mb) > 0
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> str:
