@@ -88,6 +88,10 @@ def print_result(result: Any) -> None:
         print(f"  cache: {cache['hits']:,} of {cache['lookups']:,} programs scored were hits "
               f"({cache['hit_rate']:.1%}); evaluation time saved about "
               f"{cache['seconds_saved']:.2g} s, hashing cost {cache['hash_seconds']:.2g} s")
+        if cache.get("subtree_nodes_planned"):
+            share = cache["subtree_nodes_loaded"] / cache["subtree_nodes_planned"]
+            print(f"  subtree store: {share:.0%} of the evaluated programs' nodes were "
+                  f"loaded from {cache['subtree_stores']:,} stored subtrees, not computed")
     if result.out_dir is not None:
         print(f"  run directory: {result.out_dir}")
 

@@ -304,3 +304,18 @@ def test_an_interrupted_run_that_uses_the_store_resumes_to_the_same_end(tmp_path
     assert events(out) == events(tmp_path / "reference")
     for name in ("best.txt", "pareto.csv", "genealogy.json"):
         assert (out / name).read_text() == (tmp_path / "reference" / name).read_text()
+
+
+def test_the_run_summary_says_what_the_store_spared(capsys):
+    from hybrid_gp.console import print_result
+
+    big = hg.run("feynman-i.6.2", seed=1, max_evaluations=1500, population_size=60)
+    small = hg.run("nguyen-1", seed=1, max_evaluations=600, population_size=60)
+    c = big.stats["cache"]
+    share = c["subtree_nodes_loaded"] / c["subtree_nodes_planned"]
+    print_result(big)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "subtree store" in x)
+    assert line == (f"  subtree store: {share:.0%} of the evaluated programs' nodes were "
+                    f"loaded from {c['subtree_stores']:,} stored subtrees, not computed")
+    print_result(small)  # 20 rows: no store
+    assert "subtree store" not in capsys.readouterr().out
