@@ -500,8 +500,7 @@ class EquivalenceCache:
         problem = scorer.problem
         if self._subtrees_of is not problem.train.XT:  # decided once per dataset
             self._subtrees_of = problem.train.XT
-            self._subtrees = (SubtreeStore.for_problem(problem, self.subtree_memory_mb)
-                              if self.subtree_memory_mb > 0 else None)
+            self._subtrees = SubtreeStore.for_problem(problem, self.subtree_memory_mb)
         store = self._subtrees
         if store is None or not len(batch.codes):
             return scorer.evaluate_now(programs, batch)
