@@ -16,6 +16,7 @@ and for free. A hit reuses the known fitness and costs no evaluation.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -464,10 +465,9 @@ class EquivalenceCache:
         errors[hits] = functional.fvals[ids]
         order, reasons = new, ["new"] * len(new)
         if self.mode != "standard" and len(hits):  # standard mode never re-checks a hit
-            why = [self._recheck(int(c)) for c in functional.ivals[ids].tolist()]
-            again = [k for k, w in enumerate(why) if w]
+            again = np.flatnonzero(self._rechecks(functional.ivals[ids]))
             order = np.concatenate([new, hits[again]])
-            reasons += [why[k] for k in again]
+            reasons += [_RECHECK_REASON[self.mode]] * len(again)
         chosen = order if max_new is None else order[:max(0, max_new)]
         errors[new[len(chosen):]] = np.nan  # no budget left to score them
         if len(chosen):
@@ -528,45 +528,57 @@ class EquivalenceCache:
         return problem.error_from_outputs(outputs[at, :n])
 
     # ---------------------------------------------------------------- modes
-    def _recheck(self, count: int) -> str | None:
-        """Whether the mode wants a hit (of an entry averaging `count` evaluations)
-        evaluated anyway, and why."""
-        if self.mode == "audit" and self.rng.random() < self.audit_rate:
-            return "audit"
-        if self.mode == "forgetful" and self.rng.random() < self.forget_p:
-            return "forget"
-        if self.mode == "averaging" and count < self.average_k:
-            return "average"
-        return None
+    def _rechecks(self, counts: np.ndarray) -> np.ndarray:
+        """Which hits (their entries averaging `counts` evaluations) the mode wants
+        evaluated anyway. One draw per hit, in order: the same draws as hit by hit."""
+        if self.mode == "audit":
+            return self.rng.random(len(counts)) < self.audit_rate
+        if self.mode == "forgetful":
+            return self.rng.random(len(counts)) < self.forget_p
+        if self.mode == "averaging":
+            return counts < self.average_k
+        return np.zeros(len(counts), dtype=bool)
 
     def _record(self, reasons: list[str], fkeys: np.ndarray, values: np.ndarray,
                 cached: np.ndarray) -> np.ndarray:
-        """Store real evaluations, in order; return the errors to report for them."""
+        """Store real evaluations, in order; return the errors to report for them.
+
+        A batch's re-checks share one reason (the mode's). Audits compare and store
+        nothing, and new or forgotten functions each become a fresh entry, so without
+        averaging the whole batch is one table call; a running mean reads the entry the
+        previous evaluation of its function wrote, so averaging goes in order."""
         table = self._functional
-        if all(why == "new" for why in reasons):  # no hit re-checked (standard mode): one call
-            self.stats.evicted += table.put(_zeros(len(fkeys)), _words(fkeys),
-                                            np.ones(len(fkeys), dtype=np.int64), values)
+        why = np.array(reasons)
+        audit = why == "audit"
+        if audit.any():
+            gaps = ~_close_array(cached[audit], values[audit], self.audit_tolerance)
+            self.stats.audited += int(audit.sum())
+            self.stats.false_merges += int(gaps.sum())
+        self.stats.forgotten += int(np.count_nonzero(why == "forget"))
+        if not (why == "average").any():
+            fresh = ~audit
+            self.stats.evicted += table.put(_zeros(int(fresh.sum())), _words(fkeys[fresh]),
+                                            np.ones(int(fresh.sum()), dtype=np.int64),
+                                            values[fresh])
             return values
         out = np.array(values, dtype=np.float64)
-        for k, (why, fk, value) in enumerate(zip(reasons, fkeys.tolist(), values.tolist(),
-                                                 strict=True)):
+        for k, (reason, fk, value) in enumerate(zip(reasons, fkeys.tolist(), values.tolist(),
+                                                    strict=True)):
             key = _words(np.array([fk], dtype=np.int64))
-            if why == "audit":
-                self.stats.audited += 1
-                if not _close(float(cached[k]), value, self.audit_tolerance):
-                    self.stats.false_merges += 1
-            elif why == "average":
+            if reason == "average":
                 e = table.find(_zeros(1), key)[0]
                 mean, count = (value, 0) if e < 0 else (table.fvals[e], table.ivals[e])
-                mean += (value - mean) / (count + 1)  # e < 0: evicted by this very batch
+                mean = _running_mean(float(mean), int(count), value)  # e < 0: evicted
                 self.stats.evicted += table.put(_zeros(1), key, [count + 1], [mean],
                                                 touch=False)
                 self.stats.averaged += 1
                 out[k] = mean
-            else:  # "new" or "forget": a fresh entry, the most recent
-                self.stats.forgotten += why == "forget"
+            else:  # "new": a fresh entry, the most recent
                 self.stats.evicted += table.put(_zeros(1), key, [1], [value])
         return out
+
+
+_RECHECK_REASON = {"audit": "audit", "forgetful": "forget", "averaging": "average"}
 
 
 def _zeros(n: int) -> np.ndarray:
@@ -579,7 +591,17 @@ def _words(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys, dtype=np.int64).view(np.uint64)
 
 
-def _close(a: float, b: float, rtol: float) -> bool:
-    if a == b or (np.isinf(a) and np.isinf(b)):
-        return True
-    return abs(a - b) <= rtol * max(abs(a), abs(b), 1e-300)
+def _running_mean(mean: float, count: int, value: float) -> float:
+    """The mean of `count` values and one more; an infinite error keeps the mean
+    infinite (inf - inf would make it NaN)."""
+    if math.isinf(value) or math.isinf(mean):
+        return value + mean if count else value
+    return mean + (value - mean) / (count + 1)
+
+
+def _close_array(a: np.ndarray, b: np.ndarray, rtol: float) -> np.ndarray:
+    """Elementwise: equal, both infinite, or within `rtol` of the larger magnitude."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        near = np.abs(a - b) <= rtol * np.maximum(np.maximum(np.abs(a), np.abs(b)), 1e-300)
+    return (a == b) | (np.isinf(a) & np.isinf(b)) | near

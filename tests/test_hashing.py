@@ -9,11 +9,13 @@ count: evaluations, audits, false merges, forgotten and averaged hits, evictions
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import pickle
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -566,6 +568,19 @@ def test_audit_finds_no_false_merge_with_a_good_probe(problem):
     assert cache.stats.audited == 2 and cache.stats.false_merges == 0
 
 
+def test_audit_draws_one_number_per_hit_in_batch_order(problem):
+    cache, scorer = cache_for(problem, mode="audit", audit_rate=0.5)
+    progs = [P(f"x{i % 3} * {i + 1}.0") for i in range(24)]
+    cache.score(scorer, progs)
+    in_step = copy.deepcopy(cache.rng)
+    draws = in_step.random(len(progs))  # hit by hit, in order
+    res = cache.score(scorer, progs)
+    assert cache.stats.audited == res.evaluated == np.count_nonzero(draws < 0.5)
+    assert 0 < cache.stats.audited < len(progs)
+    assert cache.rng.random() == in_step.random()  # no draw more or less
+    assert cache.stats.false_merges == 0
+
+
 def test_audit_mode_without_a_rate_audits_some_hits(problem):
     cache, _ = cache_for(problem, mode="audit")
     assert cache.audit_rate == 0.05
@@ -599,6 +614,25 @@ def test_averaging_reports_the_mean_of_up_to_k_noisy_evaluations(problem):
     for n in range(1, k + 1):
         assert reported[n - 1] == pytest.approx(np.mean(noisy.returned[:n]), rel=1e-12)
     assert reported[k:] == [reported[k - 1]] * 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverflowingProblem(Problem):
+    """Every program's error is infinite, as an overflowing fitness would make it."""
+
+    def error(self, batch, n_jobs=1, data=None):
+        return np.full(batch.n_programs, np.inf)
+
+
+def test_averaging_infinite_errors_keeps_them_infinite_without_warnings(problem):
+    inf_problem = OverflowingProblem(**{f: getattr(problem, f) for f in
+                                        ("name", "grammar", "train", "domain")})
+    cache, scorer = cache_for(inf_problem, mode="averaging", average_k=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reported = [float(cache.score(scorer, [P("x0 * x1")]).errors[0]) for _ in range(4)]
+    assert reported == [np.inf] * 4
+    assert cache.stats.averaged == 2
 
 
 def test_the_cache_holds_at_most_capacity_functions_least_recently_used_out(problem):
