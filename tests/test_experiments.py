@@ -119,8 +119,9 @@ def test_ufh_smoke_writes_the_report_tables_and_plots(tmp_path):
                    "| formula | rows | selection |",
                    "| problem | mantissa bits | probe rows |"):
         assert header in text
-    assert "| `nguyen-5` | 10000 | nsga2 |" in text
-    assert "skipped (standard Nguyen run): plain GP, 5 generations" in text
+    assert "| `nguyen-5` | 10000 | tournament (plain GP) |" in text
+    assert "skipped, standard Nguyen run: plain GP, 5 generations" in text
+    assert "≥ 2× faster end to end at 10k rows, the same run (plain GP, nguyen-5)" in text
     assert text.count("| problem | runs | lookups | evaluations | hits |") == 2
     for png in ("ufh_skipped.png", "ufh_speed.png", "ufh_collisions.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -180,6 +181,19 @@ def test_ufh_plain_gp_runs_its_generations_with_tournament_and_no_restarts(monke
     assert config.search.restart_after == 0 and config.search.semantic_share == 0.0
     assert config.search.generations == 3
     assert r["lookups"] == r["hits"] + r["evaluations"] > 0
+
+
+def test_ufh_speed_arms_with_tournament_are_plain_gp(monkeypatch):
+    s = replace(ufh.scale_settings("smoke"), rows=(20,), row_generations=2)
+    configs = []
+    timed = ufh._timed
+    monkeypatch.setattr(ufh, "_timed", lambda c, p: (configs.append(c), timed(c, p))[1])
+    records = ufh.speed_runs(s, [0], quiet=True)
+    assert len(configs) == len(records) == len(ufh.ARMS)
+    for config in configs:
+        assert config.search.selection == ufh.PLAIN_GP["selection"] == "tournament"
+        assert config.search.restart_after == 0 and config.search.semantic_share == 0.0
+    assert {r["arm"] for r in records} == set(ufh.ARMS)
 
 
 def test_nguyen_tiny_budget_judges_every_method_and_writes_the_table(tmp_path):

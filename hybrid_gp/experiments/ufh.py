@@ -8,12 +8,15 @@ Three parts, each over several seeds:
    fixed number of generations), the kind of run the issue's DEAP pilot counted.
 2. speed: the same run (same seed, same settings, same number of generations, so the
    same number of children) with and without the cache, on 20, 1,000 and 10,000 rows
-   of a suite formula; end-to-end wall time.
+   of a suite formula; end-to-end wall time. No restarts and no semantic children, so
+   with tournament selection this is plain GP again.
 3. collisions: audit mode re-evaluates hits and counts those whose fitness differs
    (a false merge), over mantissa_bits x probe size.
 
-Targets (issue 4): >= 50 % skipped in a standard Nguyen run; >= 2x faster at 10k
-rows; an audited false-merge rate < 1e-3 at the defaults (24 bits, 64 probe rows).
+Targets (issue 4): >= 50 % skipped in a standard Nguyen run; the same run >= 2x faster
+at 10k rows; an audited false-merge rate < 1e-3 at the defaults (24 bits, 64 probe
+rows). The report judges them on plain GP, the run the issue's pilot counted, and gives
+the suite's defaults, NSGA-II and Keijzer-11 (fitted constants) beside it.
 
 Finished runs go to ufh.runs.jsonl as they end (a part-2 group of arms as one record,
 so its arms are always timed side by side in one session); `resume=True` (`--resume`)
@@ -83,7 +86,8 @@ def scale_settings(scale: str) -> Settings:
             seeds=(0, 1), skip_problems=("nguyen-1", "nguyen-5", "keijzer-4"),
             skip_time_budget=None, skip_max_evaluations=3000,
             plain_problems=("nguyen-1", "nguyen-5"), plain_generations=5,
-            rows=(20, 1000, 10000), row_formulas=("nguyen-5",), row_selections=("nsga2",),
+            rows=(20, 1000, 10000), row_formulas=("nguyen-5",),
+            row_selections=("tournament",),
             row_generations=5, row_population=200, row_seeds=1,
             sweep_problems=("nguyen-5",), sweep_bits=(16, DEFAULT_BITS),
             sweep_probes=(8, DEFAULT_PROBE), sweep_generations=10, sweep_population=200,
@@ -155,6 +159,11 @@ def _once(ledger: RunLedger | None, part: str, run_id: str,
 # Plain GP as in the issue's DEAP pilot: tournament selection, and none of the suite's
 # restarts (fresh random trees) or semantic children (new functions by construction).
 PLAIN_GP = {"selection": "tournament", "restart_after": 0, "semantic_share": 0.0}
+
+
+def search_label(selection: str) -> str:
+    """Part 2's name for a search: with tournament selection it is PLAIN_GP."""
+    return "tournament (plain GP)" if selection == PLAIN_GP["selection"] else selection
 
 
 def skipped_runs(s: Settings, seeds: Sequence[int], quiet: bool,
@@ -245,7 +254,7 @@ def _speed_run(s: Settings, formula: str, n_rows: int, problem: Problem, selecti
                seed: int, arm: str, quiet: bool) -> dict[str, Any]:
     config = _config(problem.name, seed, ARMS[arm], max_evaluations=10**12, time_budget=1e9,
                      generations=s.row_generations, population_size=s.row_population,
-                     selection=selection, target_error=0.0)
+                     target_error=0.0, **{**PLAIN_GP, "selection": selection})
     res, wall = _timed(config, problem)
     common.progress(f"ufh speed {formula} {n_rows} rows {selection} seed {seed} {arm}: "
                     f"{wall:.2f} s", quiet)
@@ -355,7 +364,8 @@ def speed_summary(records: list[dict[str, Any]], generations: int
                                               for d in sets)}
         points.append(point)
         n_seeds = len({r["seed"] for r in rs})
-        rows.append([f"`{formula}`", n_rows, selection, f"{len(sets)} of {n_seeds}",
+        rows.append([f"`{formula}`", n_rows, search_label(selection),
+                     f"{len(sets)} of {n_seeds}",
                      f"{point['on']:.2f}", f"{point['nostore']:.2f}",
                      f"{point['recheck']:.2f}", f"{point['off']:.2f}",
                      f"**{point['speedup']:.2f}×**" if sets else "-",
@@ -465,15 +475,16 @@ def plot_speed(points: list[dict[str, Any]], path: Path) -> Path:
         ps = sorted((p for p in points if (p["formula"], p["selection"]) ==
                      (formula, selection)), key=lambda p: p["rows"])
         x = [p["rows"] for p in ps]
-        line = left.plot(x, [p["on"] for p in ps], "o-", label=f"{formula} {selection} on")[0]
+        search = "plain GP" if selection == PLAIN_GP["selection"] else selection
+        line = left.plot(x, [p["on"] for p in ps], "o-", label=f"{formula} {search} on")[0]
         left.plot(x, [p["recheck"] for p in ps], "s--", color=line.get_color(),
-                  label=f"{formula} {selection} re-evaluating hits")
+                  label=f"{formula} {search} re-evaluating hits")
         right.plot(x, [p["speedup"] for p in ps], "o-", color=line.get_color(),
-                   label=f"{formula} {selection}, same search")
+                   label=f"{formula} {search}, same search")
         right.plot(x, [p["speedup_nostore"] for p in ps], "^-.", color=line.get_color(),
-                   label=f"{formula} {selection}, same search, no subtree store")
+                   label=f"{formula} {search}, same search, no subtree store")
         right.plot(x, [p["speedup_off"] for p in ps], "x:", color=line.get_color(),
-                   label=f"{formula} {selection}, vs off")
+                   label=f"{formula} {search}, vs off")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("training rows")
@@ -587,6 +598,11 @@ def _budget_words(s: Settings) -> str:
     return " or ".join(parts) or "the problem's default budget"
 
 
+def _plain_nguyen(point: dict[str, Any]) -> bool:
+    """Whether a part-2 point is the issue's standard run: plain GP on a Nguyen formula."""
+    return point["formula"].startswith("nguyen") and point["selection"] == PLAIN_GP["selection"]
+
+
 def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("**met**" if ok else "**not met**")
 
@@ -595,31 +611,49 @@ def _report(s: Settings, seeds: Sequence[int], skip_text: str, by_suite: dict[st
             plain_text: str, plain_nguyen: float | None, speed_text: str,
             points: list[dict[str, Any]], coll_text: str, cells: list[dict[str, Any]]) -> str:
     nguyen = by_suite.get("nguyen")
-    at_10k = [p["speedup"] for p in points if p["rows"] == 10_000]
-    off_10k = [p["speedup_off"] for p in points if p["rows"] == 10_000]
-    alone_10k = [p["speedup_nostore"] for p in points if p["rows"] == 10_000]
+
+    def at_10k(key: str, plain: bool) -> list[float]:
+        """Speed-ups at 10k rows of plain GP on Nguyen (`plain`) or of the rest."""
+        return [p[key] for p in points if p["rows"] == 10_000 and _plain_nguyen(p) == plain]
+
+    def times(values: list[float]) -> str:
+        return ", ".join(f"{x:.2f}×" for x in values) or "-"
+
+    def at_least_2(values: list[float]) -> str:
+        return _verdict(None if not values else min(values) >= 2)
+
+    def beside(values: list[float]) -> str:
+        return "-" if not values else ("2× or more" if min(values) >= 2 else "below 2×")
+
     defaults = [c for c in cells if (c["bits"], c["probe"]) == (DEFAULT_BITS, DEFAULT_PROBE)]
     worst_default = max((c["rate"] for c in defaults), default=None)
+    others = [f"{p['formula']} {p['selection']}" for p in points
+              if p["rows"] == 10_000 and not _plain_nguyen(p)]  # in at_10k's order
     lines = [
         "## Summary against the targets of issue 4", "",
+        "The issue sets its targets on a standard Nguyen run, the kind its DEAP pilot "
+        "counted: plain GP (tournament selection, no restarts, no semantic children). "
+        "They are judged on that run; the rows in parentheses are other searches, "
+        "measured beside it.", "",
         table(["target", "measured", "verdict"], [
-            ["≥ 50 % of would-be evaluations skipped (standard Nguyen run): the suite's "
-             "default search",
-             pct(nguyen) if nguyen is not None else "-",
-             _verdict(None if nguyen is None else nguyen >= 0.5)],
-            ["≥ 50 % of would-be evaluations skipped (standard Nguyen run): plain GP, "
-             f"{s.plain_generations} generations",
+            ["≥ 50 % of would-be evaluations skipped, standard Nguyen run: plain GP, "
+             f"{s.plain_generations} generations, all Nguyen problems",
              pct(plain_nguyen) if plain_nguyen is not None else "-",
              _verdict(None if plain_nguyen is None else plain_nguyen >= 0.5)],
-            ["≥ 2× faster end to end at 10k rows: the same search, hits re-evaluated",
-             ", ".join(f"{x:.2f}×" for x in at_10k) or "-",
-             _verdict(None if not at_10k else min(at_10k) >= 2)],
-            ["(the same, fitness reuse alone: no subtree store)",
-             ", ".join(f"{x:.2f}×" for x in alone_10k) or "-",
-             _verdict(None if not alone_10k else min(alone_10k) >= 2)],
-            ["≥ 2× faster end to end at 10k rows: against the cache switched off",
-             ", ".join(f"{x:.2f}×" for x in off_10k) or "-",
-             _verdict(None if not off_10k else min(off_10k) >= 2)],
+            ["(the suite's default search: restarts, semantic children, NSGA-II)",
+             pct(nguyen) if nguyen is not None else "-",
+             "-" if nguyen is None else ("50 % or more" if nguyen >= 0.5 else "below 50 %")],
+            ["≥ 2× faster end to end at 10k rows, the same run (plain GP, nguyen-5): "
+             "against the same search with every hit re-evaluated",
+             times(at_10k("speedup", True)), at_least_2(at_10k("speedup", True))],
+            ["the same run against the cache switched off",
+             times(at_10k("speedup_off", True)), at_least_2(at_10k("speedup_off", True))],
+            ["(the same run, fitness reuse alone: no subtree store)",
+             times(at_10k("speedup_nostore", True)), beside(at_10k("speedup_nostore", True))],
+            [f"(other searches at 10k rows, same search re-evaluated: {', '.join(others)})",
+             times(at_10k("speedup", False)), beside(at_10k("speedup", False))],
+            ["(the same, against the cache switched off)",
+             times(at_10k("speedup_off", False)), beside(at_10k("speedup_off", False))],
             [f"audited false-merge rate < 1e-3 at the defaults ({DEFAULT_BITS} bits, "
              f"{DEFAULT_PROBE} probe rows)", fmt(worst_default),
              _verdict(None if worst_default is None else worst_default < 1e-3)],
@@ -652,7 +686,8 @@ def _report(s: Settings, seeds: Sequence[int], skip_text: str, by_suite: dict[st
         f"Each formula is sampled on its suite's input domain (data seed {DATA_SEED}) at "
         "each row count. Every seed runs four arms with the same settings and the same "
         f"number of children ({s.row_generations} generations × the population, no early "
-        "stop): *on* (the cache reuses fitness, and from 1,000 rows its subtree store "
+        "stop, no restarts and no semantic children, so that *tournament* is part 1's "
+        "plain GP): *on* (the cache reuses fitness, and from 1,000 rows its subtree store "
         "lets children load the subtrees they share with earlier programs: "
         "docs/hashing.md); *on, no subtree store* (fitness reuse alone); *re-evaluating "
         "hits* (audit mode at rate 1 and no subtree store: the same keys, the same "
