@@ -31,6 +31,9 @@ from .problem import Problem
 from .program import CONST, Program, with_constants
 
 BLOCK_ROWS = 256  # rows per block, as in evaluation.py
+# LM computes the parts of a program without constants once, not once a pass
+# (kernels.jacobian.fold_constant_free): the same fit to the bit, in less time.
+FOLD_CONSTANT_FREE = True
 
 
 # ---------------------------------------------------------------------- kernels' faces
@@ -287,7 +290,7 @@ def fit_batch(programs: Sequence[Program], problem: Problem,
     stats = np.empty((len(todo), 3))
     jobs = resolve_jobs(n_jobs)
     args = (batch.arrays(np.float64), train.XT, train.y, np.arange(len(todo)), flags,
-            params, param_off, stats, max_iter, BLOCK_ROWS, batch.depth)
+            params, param_off, stats, max_iter, BLOCK_ROWS, batch.depth, FOLD_CONSTANT_FREE)
     if jobs > 1 and len(todo) > 1:
         numba.set_num_threads(jobs)
         kj.lm_batch_parallel(*args)

@@ -247,11 +247,60 @@ def test_lm_kernel_matches_its_numpy_twin_on_random_programs(full, rng, scale):
         params = np.concatenate([batch.consts[lo:hi], ab]) if scale else batch.consts[lo:hi]
         params = params.copy()
         got = kj.lm_program(codes, 0, len(codes), params, hi - lo, scale, batch.arrays(
-            np.float64)[4], XT, y, 8, 256, batch.depth)
+            np.float64)[4], XT, y, 8, 256, batch.depth, True)
         _, mse0, mse1, _ = lm_twin(codes, batch.consts[lo:hi], XT, y, scale, ab, 8)
         n = X.shape[0]
         assert got[0] / n == pytest.approx(mse0, rel=1e-9), str(programs[k])
         assert got[1] / n == pytest.approx(mse1, rel=1e-6), str(programs[k])
+
+
+def _lm(program_index, batch, XT, y, scale, fold):
+    lo, hi = batch.const_offsets[program_index], batch.const_offsets[program_index + 1]
+    codes = batch.codes[batch.code_offsets[program_index]:batch.code_offsets[program_index + 1]]
+    params = np.concatenate([batch.consts[lo:hi], (0.3, 1.2)]) if scale else \
+        batch.consts[lo:hi].copy()
+    result = kj.lm_program(codes, 0, len(codes), params, hi - lo, scale,
+                           batch.arrays(np.float64)[4], XT, y, 8, 256, batch.depth, fold)
+    return result, params
+
+
+@pytest.mark.parametrize("scale", [False, True])
+def test_lm_with_constant_free_parts_folded_is_the_same_fit_to_the_bit(full, rng, scale):
+    programs = hg.random_programs(full, 150, 3, seed=rng, min_depth=2, max_depth=7)
+    X = rng.uniform(-3, 3, size=(700, 3))  # blocks of 256 rows and a short last one
+    X[5, 0], X[9, 1], X[11, 2] = np.nan, np.inf, -np.inf  # some programs lose every row
+    y = np.cos(X[:, 0]) * X[:, 1] + 0.5 * X[:, 2]
+    batch = compile_batch(programs)
+    XT = np.ascontiguousarray(X.T)
+    folded_any = 0
+    for k, program in enumerate(programs):
+        if not (scale or program.consts):
+            continue
+        plain, plain_params = _lm(k, batch, XT, y, scale, False)
+        folded, folded_params = _lm(k, batch, XT, y, scale, True)
+        assert np.array_equal(plain, folded, equal_nan=True), str(program)
+        assert np.array_equal(plain_params, folded_params, equal_nan=True), str(program)
+        folded_any += kj.fold_constant_free(
+            batch.codes, batch.code_offsets[k], batch.code_offsets[k + 1], batch.consts,
+            batch.arrays(np.float64)[4], XT, 256,
+            kj.jac_workspace(batch.depth, 256, len(program.consts)))[2] > 0
+    assert folded_any > 20  # most random programs have parts without constants
+
+
+def test_folding_keeps_the_constants_and_reads_the_variables_it_needs(full):
+    program = parse("1.5 * sin(x2 * x0) + exp(x2) * 2.5 - 0.5 * x2", "full")
+    batch = compile_batch([program])
+    X = np.random.default_rng(0).uniform(-2, 2, size=(300, 3))
+    XT = np.ascontiguousarray(X.T)
+    codes, M, n_folded = kj.fold_constant_free(
+        batch.codes, 0, len(batch.codes), batch.consts, batch.arrays(np.float64)[4], XT, 256,
+        kj.jac_workspace(batch.depth, 256, 3))
+    assert n_folded == 2  # sin(x2 * x0) and exp(x2); x2 alone is a variable already
+    assert np.count_nonzero(codes == -1) == 3
+    assert len(M) == 1 + 2  # x2 (read by 0.5 * x2), then the two folded parts
+    np.testing.assert_array_equal(M[0], X[:, 2])
+    np.testing.assert_array_equal(M[1], hg.evaluate(parse("sin(x2 * x0)"), X).ravel())
+    np.testing.assert_array_equal(M[2], hg.evaluate(parse("exp(x2)"), X).ravel())
 
 
 def test_fitting_never_raises_the_error(full, rng):

@@ -311,6 +311,82 @@ def jacobian_batch(batch, XT, values, JT, block, depth):
                 _copy(D[j], JT[c0 + j, r0:r0 + nb], nb)
 
 
+# ---------------------------------------------------------------------- constant-free parts
+
+
+@njit(**_JIT)
+def _subtree_spans(codes, start, end, arity, stop, has_const):
+    """For each position k of codes[start:end] (prefix order): stop[k], one past the last
+    code of the subtree rooted there, and has_const[k], whether that subtree holds a
+    constant."""
+    for k in range(end - start - 1, -1, -1):
+        c = codes[start + k]
+        if c < 0:
+            stop[k] = k + 1
+            has_const[k] = c == -1
+        else:
+            e, h = k + 1, False
+            for _ in range(arity[c]):
+                h = h or has_const[e]
+                e = stop[e]
+            stop[k] = e
+            has_const[k] = h
+
+
+@njit(**_JIT)
+def fold_constant_free(codes, start, end, consts, arity, XT, block, work):
+    """codes[start:end] with each largest subtree that holds an operation but no constant
+    replaced by a variable code, and the matrix those codes read: the rows of XT the
+    program reads, then each such subtree's outputs. Returns (codes, matrix, number of
+    subtrees replaced).
+
+    Levenberg–Marquardt walks a program once per pass with new constants; its parts
+    without constants give the same outputs every time, so they are computed once here,
+    by jac_block itself on the same row blocks: the folded program's outputs and
+    derivatives are the original's bit for bit. `work` is a jac_workspace deep enough
+    for the whole program; `consts` is not read (the subtrees hold none)."""
+    n = end - start
+    stop = np.empty(n, dtype=np.int64)
+    has_const = np.empty(n, dtype=np.bool_)
+    _subtree_spans(codes, start, end, arity, stop, has_const)
+    row_of = np.full(XT.shape[0], -1, dtype=np.int64)
+    n_used, n_folded, n_out, k = 0, 0, 0, 0
+    while k < n:
+        c = codes[start + k]
+        if c >= 0 and not has_const[k]:
+            n_folded += 1
+            k = stop[k]
+        else:
+            if c < -1 and row_of[-c - 2] < 0:
+                row_of[-c - 2] = n_used
+                n_used += 1
+            k += 1
+        n_out += 1
+    out = codes[start:start + n_out].copy()
+    n_rows = XT.shape[1]
+    M = np.empty((n_used + n_folded, n_rows))
+    for v in range(XT.shape[0]):
+        if row_of[v] >= 0:
+            _copy(XT[v], M[row_of[v]], n_rows)
+    slot, i, k = n_used, 0, 0
+    while k < n:
+        c = codes[start + k]
+        if c >= 0 and not has_const[k]:
+            for r0 in range(0, n_rows, block):
+                nb = min(block, n_rows - r0)
+                jac_block(codes, start + k, start + stop[k], consts, _ZERO, _ZERO, arity,
+                          XT, r0, nb, work)
+                _copy(work[0][0], M[slot, r0:r0 + nb], nb)
+            out[i] = -slot - 2
+            slot += 1
+            k = stop[k]
+        else:
+            out[i] = -row_of[-c - 2] - 2 if c < -1 else c
+            k += 1
+        i += 1
+    return out, M, n_folded
+
+
 # ---------------------------------------------------------------------- Levenberg–Marquardt
 
 
@@ -442,13 +518,30 @@ def _all_finite(A, g, k):
 
 @njit(**_JIT)
 def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, block,
-               depth):
+               depth, fold):
     """Levenberg–Marquardt on params = (c, [a, b]) in place; at most max_iter steps (each
     one pass over the rows, accepted or not). Returns (SSE at the start, SSE at the end,
     passes over the rows). Without `scale` the start is the program as it is; with it,
-    the SSE at the start is that of the program alone (a = 0, b = 1, one extra pass)."""
-    k = n_c + 2 if scale else n_c
+    the SSE at the start is that of the program alone (a = 0, b = 1, one extra pass).
+    With `fold`, the parts without constants are computed once (fold_constant_free);
+    the result is the same to the bit."""
     work = jac_workspace(depth, block, n_c)
+    # One call of _lm_steps below, not one per branch: LLVM would inline it twice and
+    # the first call would compile for seconds longer.
+    steps_codes, steps_start, steps_end, steps_XT = codes, start, end, XT
+    if fold and (scale or n_c > 0):
+        folded, M, n_folded = fold_constant_free(codes, start, end, params, arity, XT,
+                                                 block, work)
+        if n_folded > 0:
+            steps_codes, steps_start, steps_end, steps_XT = folded, _ZERO, folded.shape[0], M
+    return _lm_steps(steps_codes, steps_start, steps_end, params, n_c, scale, arity,
+                     steps_XT, y, max_iter, block, work)
+
+
+@njit(**_JIT)
+def _lm_steps(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, block, work):
+    """lm_program's steps, on a workspace of its own."""
+    k = n_c + 2 if scale else n_c
     A, A2 = np.empty((k, k)), np.empty((k, k))
     g, g2 = np.empty(k), np.empty(k)
     M, step, trial = np.empty((k, k)), np.empty(k), np.empty(k)
@@ -508,31 +601,31 @@ def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, bl
 
 @njit(**_JIT)
 def _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
-            depth):
+            depth, fold):
     codes, code_off, _, const_off, arity = batch
     p = which[i]
     n_c = const_off[p + 1] - const_off[p]
     seg = params[param_off[i]:param_off[i + 1]]
     sse0, sse, passes = lm_program(codes, code_off[p], code_off[p + 1], seg, n_c,
-                                   scale[i], arity, XT, y, max_iter, block, depth)
+                                   scale[i], arity, XT, y, max_iter, block, depth, fold)
     n = XT.shape[1]
     out[i, 0], out[i, 1], out[i, 2] = sse0 / n, sse / n, passes
 
 
 @njit(**_JIT)
 def lm_batch_serial(batch, XT, y, which, scale, params, param_off, out, max_iter, block,
-                    depth):
+                    depth, fold):
     """Fit programs which[i] of a batch: params[param_off[i]:param_off[i + 1]] holds their
     constants (then a, b when scale[i]) and is updated in place; out[i] = (MSE before,
-    MSE after, passes over the rows)."""
+    MSE after, passes over the rows). `fold`: see lm_program."""
     for i in range(which.shape[0]):
         _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
-                depth)
+                depth, fold)
 
 
 @njit(parallel=True, **_JIT)
 def lm_batch_parallel(batch, XT, y, which, scale, params, param_off, out, max_iter, block,
-                      depth):
+                      depth, fold):
     for i in prange(which.shape[0]):
         _lm_one(i, batch, XT, y, which, scale, params, param_off, out, max_iter, block,
-                depth)
+                depth, fold)
