@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import hybrid_gp as hg
 from hybrid_gp.errors import RunInterrupted, UnknownNameError, UserError
 from hybrid_gp.experiments import (
     EXPERIMENTS,
@@ -24,7 +25,7 @@ from hybrid_gp.experiments import (
     run_from_args,
     ufh,
 )
-from hybrid_gp.experiments.common import DEFAULT_OUT, Invocation, RunLedger
+from hybrid_gp.experiments.common import DEFAULT_OUT, Invocation, RunLedger, reused_runs_note
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -155,9 +156,23 @@ def test_an_interrupted_ufh_experiment_resumes_with_only_the_runs_it_lacks(tmp_p
     md = ufh.run("smoke", tmp_path, seeds=[0, 1], quiet=True, resume=True, **tiny)
     assert "nguyen-1" not in calls  # part 1 was not run again
     assert len(calls) == len(ufh.ARMS) + 2  # part 2: one group of arms; part 3: two seeds
-    assert "2 finished runs come from an earlier session" in md.read_text()
+    text = md.read_text()
+    assert "2 finished runs come from an earlier session" in text
+    source = kept[0]["source"]  # each record says which code made it, and when
+    assert source.startswith(hg.__version__) and all(r["source"] == source for r in kept)
+    assert f"2 by hybrid_gp {source}, finished {kept[0]['finished']} to " in text
     records = [json.loads(line) for line in ledger.read_text().splitlines()[1:]]
     assert records[:2] == kept and len(records) == 2 + 1 + 2
+
+
+def test_a_note_on_reused_runs_counts_the_revisions_that_made_them():
+    records = [{"source": "0.1.0 (git abc1234)", "finished": "2026-12-05 00:02:00 UTC"},
+               {"source": "0.1.0 (git abc1234)", "finished": "2026-12-05 00:01:00 UTC"},
+               {"wall": 1.0}]  # a ledger written before records were stamped
+    note = reused_runs_note(records, "x.runs.jsonl")
+    assert note.startswith("3 finished runs come from an earlier session")
+    assert ("2 by hybrid_gp 0.1.0 (git abc1234); 1 by hybrid_gp a revision not recorded, "
+            "finished 2026-12-05 00:01:00 UTC to 2026-12-05 00:02:00 UTC") in note
 
 
 def test_ufh_counts_add_up_to_the_lookups():

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,11 +187,14 @@ class RunLedger:
     ignored. Finished runs are never thrown away: without `resume` an earlier ledger
     is renamed (`set_aside` says where) and a new one begins; with `resume` its
     settings must match, and every record is kept, those this session does not ask
-    for too."""
+    for too. With `source` (the package's version and git revision), each record added
+    is stamped with it and the time it finished, so a report resumed later can say
+    which code made the runs it reuses."""
 
     def __init__(self, path: Path, key: Sequence[str], settings: dict[str, Any],
-                 resume: bool = False):
+                 resume: bool = False, source: str | None = None):
         self.path = path
+        self.source = source
         self.key = tuple(key)
         self.settings = json.loads(json.dumps(settings))  # tuples read back as lists
         self.records: list[dict[str, Any]] = []
@@ -223,9 +227,25 @@ class RunLedger:
         return None
 
     def add(self, record: dict[str, Any]) -> None:
+        if self.source is not None:
+            record["finished"] = now().strftime("%Y-%m-%d %H:%M:%S UTC")
+            record["source"] = self.source
         self.records.append(record)
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=_json_default) + "\n")
+
+
+def reused_runs_note(records: Sequence[dict[str, Any]], ledger_name: str) -> str:
+    """The report's note on runs a resumed experiment took from its ledger: how many,
+    made by which source revisions, finished when."""
+    sources = Counter(r.get("source", "a revision not recorded") for r in records)
+    made = "; ".join(f"{n} by hybrid_gp {src}" for src, n in sources.most_common())
+    finished = sorted(r["finished"] for r in records if "finished" in r)
+    when = (f", finished {finished[0]} to {finished[-1]}" if len(finished) > 1 else
+            f", finished {finished[0]}" if finished else "")
+    return (f"{len(records)} finished runs come from an earlier session (`--resume`; "
+            f"{made}{when}; each run is in {ledger_name}); the date, wall time and "
+            f"machine above are this session's")
 
 
 def _free_name(path: Path) -> Path:

@@ -139,14 +139,14 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     missing = [m for m in s.methods if m not in methods]
     ledger = common.RunLedger(
         out_dir / f"{NAME}.runs.jsonl", ("problem", "seed", "method"),
-        {"budget": s.budget}, resume=s.resume)
+        {"budget": s.budget}, resume=s.resume, source=facts["hybrid_gp"])
     if ledger.set_aside is not None:
         common.progress(f"nguyen: the earlier runs in {ledger.path} are kept in "
                         f"{ledger.set_aside} (`--resume` would have reused them)", False)
     if OURS in methods:
         warm_up()
     try:
-        reused = _run_all(s, seeds, methods, ledger, facts["hybrid_gp"], quiet)
+        reused = _run_all(s, seeds, methods, ledger, quiet)
     except KeyboardInterrupt:
         raise RunInterrupted(
             f"{len(ledger.records)} finished runs are kept in {ledger.path}; the same "
@@ -169,7 +169,7 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
 
 
 def _run_all(s: Settings, seeds: Sequence[int], methods: Sequence[str],
-             ledger: common.RunLedger, source: str, quiet: bool) -> int:
+             ledger: common.RunLedger, quiet: bool) -> int:
     """Every (problem, seed, method) run the ledger lacks, recorded as each ends;
     returns how many were already there."""
     reused = 0
@@ -184,9 +184,7 @@ def _run_all(s: Settings, seeds: Sequence[int], methods: Sequence[str],
                     reused += 1
                     continue
                 record = one_run(method, problem, seed, s.budget)
-                record["finished"] = common.now().strftime("%Y-%m-%d %H:%M:%S UTC")
-                record["source"] = source
-                ledger.add(record)
+                ledger.add(record)  # stamped with the time and the source revision
                 common.progress(f"nguyen {name} seed {seed} {method}: "
                                 f"{'exact' if record['exact'] else 'not exact'} "
                                 f"({record['how']}) in {record['wall']:.1f} s", quiet)

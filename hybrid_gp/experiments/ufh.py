@@ -552,7 +552,8 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
     started, t0 = common.now(), time.perf_counter()
     facts = common.machine_facts()
     settings = {k: v for k, v in asdict(s).items() if k != "seeds"}
-    ledger = RunLedger(out_dir / f"{NAME}.runs.jsonl", ("part", "run"), settings, resume)
+    ledger = RunLedger(out_dir / f"{NAME}.runs.jsonl", ("part", "run"), settings, resume,
+                       source=facts["hybrid_gp"])
     if ledger.set_aside is not None:
         common.progress(f"ufh: the earlier runs in {ledger.path} are kept in "
                         f"{ledger.set_aside} (`--resume` would have reused them)", False)
@@ -582,9 +583,7 @@ def run(scale: str = "smoke", out_dir: Path = common.DEFAULT_OUT,
                    speed_text, points, coll_text, cells)
     notes = []
     if earlier:
-        notes.append(f"{earlier} finished runs come from an earlier session (`--resume`; "
-                     f"they are in {NAME}.runs.jsonl); the date, wall time and machine "
-                     f"above are this session's")
+        notes.append(common.reused_runs_note(ledger.records[:earlier], f"{NAME}.runs.jsonl"))
     head = common.preamble(TITLE, inv, started, time.perf_counter() - t0, facts, notes=notes)
     return common.write_text(out_dir / f"{NAME}.md", head + "\n" + body)
 
