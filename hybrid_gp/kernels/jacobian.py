@@ -526,8 +526,6 @@ def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, bl
     With `fold`, the parts without constants are computed once (fold_constant_free);
     the result is the same to the bit."""
     work = jac_workspace(depth, block, n_c)
-    # One call of _lm_steps below, not one per branch: LLVM would inline it twice and
-    # the first call would compile for seconds longer.
     steps_codes, steps_start, steps_end, steps_XT = codes, start, end, XT
     if fold and (scale or n_c > 0):
         folded, M, n_folded = fold_constant_free(codes, start, end, params, arity, XT,
@@ -540,7 +538,7 @@ def lm_program(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, bl
 
 @njit(**_JIT)
 def _lm_steps(codes, start, end, params, n_c, scale, arity, XT, y, max_iter, block, work):
-    """lm_program's steps, on a workspace of its own."""
+    """lm_program's steps on `work` (a jac_workspace deep enough for codes)."""
     k = n_c + 2 if scale else n_c
     A, A2 = np.empty((k, k)), np.empty((k, k))
     g, g2 = np.empty(k), np.empty(k)
