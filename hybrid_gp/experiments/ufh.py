@@ -478,7 +478,7 @@ def plot_speed(points: list[dict[str, Any]], path: Path) -> Path:
         ps = sorted((p for p in points if (p["formula"], p["selection"]) ==
                      (formula, selection)), key=lambda p: p["rows"])
         x = [p["rows"] for p in ps]
-        search = "plain GP" if selection == PLAIN_GP["selection"] else selection
+        search = search_label(selection)
         line = left.plot(x, [p["on"] for p in ps], "o-", label=f"{formula} {search} on")[0]
         left.plot(x, [p["recheck"] for p in ps], "s--", color=line.get_color(),
                   label=f"{formula} {search} re-evaluating hits")
