@@ -463,11 +463,10 @@ class EquivalenceCache:
         functional.touch(hit_ids)  # what a lookup of the hits' keys with touch would do
         ids = hit_ids
         errors[hits] = functional.fvals[ids]
-        order, reasons = new, ["new"] * len(new)
+        order = new  # new functions first, then the hits the mode re-checks
         if self.mode != "standard" and len(hits):  # standard mode never re-checks a hit
             again = np.flatnonzero(self._rechecks(functional.ivals[ids]))
             order = np.concatenate([new, hits[again]])
-            reasons += [_RECHECK_REASON[self.mode]] * len(again)
         chosen = order if max_new is None else order[:max(0, max_new)]
         errors[new[len(chosen):]] = np.nan  # no budget left to score them
         if len(chosen):
@@ -480,8 +479,7 @@ class EquivalenceCache:
             evaluating = time.perf_counter() - t0
             self.stats.evaluation_seconds += evaluating
             self.stats.evaluations += len(chosen)
-            errors[chosen] = self._record(reasons[:len(chosen)], fkeys[chosen], values,
-                                          errors[chosen])
+            errors[chosen] = self._record(len(new), fkeys[chosen], values, errors[chosen])
             structural.put(s_hi[chosen], s_lo[chosen], fkeys[chosen], _zeros(len(chosen)))
         if len(followers):
             ids = functional.find(_zeros(len(followers)), _words(fkeys[followers]))
@@ -539,33 +537,33 @@ class EquivalenceCache:
             return counts < self.average_k
         return np.zeros(len(counts), dtype=bool)
 
-    def _record(self, reasons: list[str], fkeys: np.ndarray, values: np.ndarray,
+    def _record(self, n_new: int, fkeys: np.ndarray, values: np.ndarray,
                 cached: np.ndarray) -> np.ndarray:
-        """Store real evaluations, in order; return the errors to report for them.
+        """Store real evaluations, in order; return the errors to report for them. The
+        first `n_new` are new functions, the rest re-checks of hits for the mode.
 
-        A batch's re-checks share one reason (the mode's). Audits compare and store
-        nothing, and new or forgotten functions each become a fresh entry, so without
-        averaging the whole batch is one table call; a running mean reads the entry the
-        previous evaluation of its function wrote, so averaging goes in order."""
+        Audits compare and store nothing, and new or forgotten functions each become a
+        fresh entry, so without averaging the whole batch is one table call; a running
+        mean reads the entry the previous evaluation of its function wrote, so
+        averaging goes in order."""
         table = self._functional
-        why = np.array(reasons)
-        audit = why == "audit"
-        if audit.any():
-            gaps = ~_close_array(cached[audit], values[audit], self.audit_tolerance)
-            self.stats.audited += int(audit.sum())
+        n_new = min(n_new, len(values))
+        again = len(values) - n_new
+        if self.mode == "audit" and again:
+            gaps = ~_close_array(cached[n_new:], values[n_new:], self.audit_tolerance)
+            self.stats.audited += again
             self.stats.false_merges += int(gaps.sum())
-        self.stats.forgotten += int(np.count_nonzero(why == "forget"))
-        if not (why == "average").any():
-            fresh = ~audit
-            self.stats.evicted += table.put(_zeros(int(fresh.sum())), _words(fkeys[fresh]),
-                                            np.ones(int(fresh.sum()), dtype=np.int64),
-                                            values[fresh])
+        if self.mode == "forgetful":
+            self.stats.forgotten += again
+        if self.mode != "averaging" or not again:
+            fresh = len(values) if self.mode != "audit" else n_new
+            self.stats.evicted += table.put(_zeros(fresh), _words(fkeys[:fresh]),
+                                            np.ones(fresh, dtype=np.int64), values[:fresh])
             return values
         out = np.array(values, dtype=np.float64)
-        for k, (reason, fk, value) in enumerate(zip(reasons, fkeys.tolist(), values.tolist(),
-                                                    strict=True)):
+        for k, (fk, value) in enumerate(zip(fkeys.tolist(), values.tolist(), strict=True)):
             key = _words(np.array([fk], dtype=np.int64))
-            if reason == "average":
+            if k >= n_new:  # a re-check: the running mean of its function
                 e = table.find(_zeros(1), key)[0]
                 mean, count = (value, 0) if e < 0 else (table.fvals[e], table.ivals[e])
                 mean = _running_mean(float(mean), int(count), value)  # e < 0: evicted
@@ -573,12 +571,9 @@ class EquivalenceCache:
                                                 touch=False)
                 self.stats.averaged += 1
                 out[k] = mean
-            else:  # "new": a fresh entry, the most recent
+            else:  # a new function: a fresh entry, the most recent
                 self.stats.evicted += table.put(_zeros(1), key, [1], [value])
         return out
-
-
-_RECHECK_REASON = {"audit": "audit", "forgetful": "forget", "averaging": "average"}
 
 
 def _zeros(n: int) -> np.ndarray:
