@@ -178,7 +178,10 @@ class Portfolio:
         one kernel call (operators/batch.py) on up to n_jobs threads, the same children
         for any n_jobs; `breed_children_reference` is its twin."""
         n = len(first)
-        picks = rng.choice(len(self.operators), size=n, p=self.weights)
+        # rng.choice(len(ops), size=n, p=weights) draws exactly this, after checks of
+        # p that cost more than the draw itself (weights are normalised here already).
+        cdf = np.cumsum(self.weights)
+        picks = (cdf / cdf[-1]).searchsorted(rng.random(n), side="right")
         requested = self._kernel_ids[picks]
         draws = ChildDraws.draw(rng, uniforms_per_child(ctx.grammar, ctx.max_size,
                                                         ctx.mutation_depth, ctx.max_depth))

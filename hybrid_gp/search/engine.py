@@ -29,6 +29,7 @@ from ..kernels.warmup import ensure_compiled
 from ..operators.bandit import Bandit
 from ..operators.portfolio import VariationContext, classic_portfolio
 from ..problem import Problem
+from ..program import Program
 from ..rng import stream
 from ..subtrees import SubtreeStore
 from .archive import Archive
@@ -242,6 +243,7 @@ class Engine:
         self._own_executor: Executor | None = None
         self._session_start = time.perf_counter()
         self._last_checkpoint = -float("inf")  # a checkpoint's state does not depend on it
+        self._best_text: tuple[Program | None, str | None] = (None, None)
         self.llm_bridge: LLMBridge | None = None
         if self.settings.portfolio == "bandit" or config.llm is not None:
             self.state.bandit = self._new_bandit()
@@ -470,11 +472,21 @@ class Engine:
             "event": "progress", "generation": st.generation, "epoch": st.epochs,
             "evaluations": st.evaluations, "cache_hits": st.cache_hits,
             "best_error": _num(a.best_error), "best_complexity": _num(a.best_complexity),
-            "best": str(a.best) if a.best is not None else None,
+            "best": self._text_of_best(),
             "clock": {"elapsed": round(t, 4),
                       "evaluations_per_second": round(st.evaluations / t, 1) if t > 0
                       else None},
         }
+
+    def _text_of_best(self) -> str | None:
+        """The archive's best program as text, printed once per best program (the
+        progress event of every generation carries it; the best rarely changes)."""
+        best = self.state.archive.best
+        if best is None:
+            return None
+        if self._best_text[0] is not best:
+            self._best_text = (best, str(best))
+        return self._best_text[1]
 
     # ------------------------------------------------------------------ results
     def stats(self) -> dict[str, Any]:
