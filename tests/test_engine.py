@@ -303,6 +303,28 @@ def test_every_recorded_child_has_recorded_parents():
     assert final <= ids
 
 
+def test_record_columns_keeps_the_records_record_keeps():
+    from hybrid_gp.search.genealogy import Genealogy
+    from hybrid_gp.search.island import _ParentIds
+
+    pop_ids = np.array([10, 11, 12, 13])
+    parent_index = np.array([[0, 2], [3, NO_PARENT], [NO_PARENT, NO_PARENT], [NO_PARENT, 1]])
+    rows = np.array([0, 1, 2, 3])
+    by_row, by_column = Genealogy(), Genealogy()
+    parents = [tuple(int(pop_ids[j]) for j in r if j >= 0) for r in parent_index.tolist()]
+    by_row.record([7, 8, 9, 6], 3, 1, ["crossover", "mutation", "immigrant", "x"], parents,
+                  [0.5, np.inf, 1.0, 2.0])
+    first, second = _ParentIds(pop_ids, parent_index).columns(rows)
+    by_column.record_columns(np.array([7, 8, 9, 6]), 3, 1,
+                             ["crossover", "mutation", "immigrant", "x"], first, second,
+                             np.array([0.5, np.inf, 1.0, 2.0]))
+    assert by_column == by_row
+    assert by_column.parent1 == [10, 13, NO_PARENT, 11]
+    assert by_column.parent2 == [12, NO_PARENT, NO_PARENT, NO_PARENT]
+    with pytest.raises(ValueError, match="different lengths"):
+        by_column.record_columns(np.array([1]), 0, 0, [], first[:1], second[:1], [0.0])
+
+
 def test_genealogy_json_loads_and_its_edges_carry_operator_and_delta(run_dir):
     _, out = run_dir
     graph = read_genealogy(out)

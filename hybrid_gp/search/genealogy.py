@@ -62,6 +62,22 @@ class Genealogy:
             self.parent2.append(int(par[1]) if len(par) > 1 else NO_PARENT)
             self.error.append(float(err))
 
+    def record_columns(self, ids: np.ndarray, generation: int, island: int,
+                       operators: list[str], parent1: np.ndarray, parent2: np.ndarray,
+                       errors: np.ndarray) -> None:
+        """`record` for a batch given as columns (parent ids NO_PARENT where there is
+        none): one extension per column, not a Python step per individual."""
+        n = len(ids)
+        if not len(operators) == len(parent1) == len(parent2) == len(errors) == n:
+            raise ValueError("record_columns: columns of different lengths")
+        self.ids.extend(np.asarray(ids, dtype=np.int64).tolist())
+        self.generation.extend([generation] * n)
+        self.island.extend([island] * n)
+        self.operator.extend(operators)
+        self.parent1.extend(np.asarray(parent1, dtype=np.int64).tolist())
+        self.parent2.extend(np.asarray(parent2, dtype=np.int64).tolist())
+        self.error.extend(np.asarray(errors, dtype=np.float64).tolist())
+
     def credit_children(self, operators: list[str], parent_errors: Iterable[float],
                         child_errors: Iterable[float]) -> None:
         """Count each child towards its operator (named one per child)."""

@@ -24,7 +24,7 @@ from ..operators.portfolio import Brood, Portfolio, VariationContext
 from ..problem import Dataset, Problem
 from ..program import Program
 from .archive import Archive
-from .genealogy import Genealogy
+from .genealogy import NO_PARENT, Genealogy
 from .population import Population
 from .scoring import Scorer
 from .selection import (
@@ -384,24 +384,32 @@ _FIT_VIEWS: dict[tuple[int, int], tuple[Problem, Problem]] = {}
 
 
 class _ParentIds:
-    """Genealogy ids of the parents of kept child k (rows of population indices, -1
-    for none), built only when asked for."""
+    """Genealogy ids of the parents of kept children (rows of population indices, -1
+    for none), built only for the children that enter the population."""
 
     def __init__(self, ids: np.ndarray, parent_index: np.ndarray):
         self.ids, self.parent_index = ids, parent_index
 
-    def __getitem__(self, k: int) -> tuple[int, ...]:
-        return tuple(int(self.ids[j]) for j in self.parent_index[k].tolist() if j >= 0)
+    def columns(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first parent ids, second parent ids) of kept children `rows`: a row's
+        parents in column order, those present first, NO_PARENT after them."""
+        idx = self.parent_index[rows]
+        has = idx >= 0
+        first = np.where(has[:, 0], idx[:, 0], idx[:, 1])
+        second = np.where(has[:, 0] & has[:, 1], idx[:, 1], NO_PARENT)
+        return (np.where(first >= 0, self.ids[np.maximum(first, 0)], NO_PARENT),
+                np.where(second >= 0, self.ids[np.maximum(second, 0)], NO_PARENT))
 
 
 class _OperatorNames:
-    """Operator name of kept child k, looked up only when asked for."""
+    """Operator names of kept children, looked up only for those that enter."""
 
     def __init__(self, names: list[str], codes: np.ndarray):
         self.names, self.codes = names, codes
 
-    def __getitem__(self, k: int) -> str:
-        return self.names[self.codes[k]]
+    def of(self, rows: np.ndarray) -> list[str]:
+        names = self.names
+        return [names[c] for c in self.codes[rows].tolist()]
 
 
 def _record_entrants(island: Island, new: Population, children: Population,
@@ -410,13 +418,16 @@ def _record_entrants(island: Island, new: Population, children: Population,
     # Children's ids are fresh (island.new_ids: ascending, in no older population), so
     # the entrants are the children whose id is in the new population.
     kids = children.ids
-    at = np.minimum(np.searchsorted(kids, new.ids), max(len(kids) - 1, 0))
-    rows = np.unique(at[kids[at] == new.ids]).tolist() if len(kids) else []
-    if not rows:
+    if not len(kids):
         return
-    island.genealogy.record(children.ids[rows], island.generation, island.index,
-                            [operators[k] for k in rows], [parents[k] for k in rows],
-                            children.errors[rows])
+    at = np.minimum(np.searchsorted(kids, new.ids), len(kids) - 1)
+    rows = np.unique(at[kids[at] == new.ids])
+    if not len(rows):
+        return
+    first, second = parents.columns(rows)
+    island.genealogy.record_columns(kids[rows], island.generation, island.index,
+                                    operators.of(rows), first, second,
+                                    children.errors[rows])
 
 
 def _parents(island: Island, problem: Problem, s: IslandSettings,
