@@ -16,21 +16,40 @@ def test_each_repeat_compiles_into_its_own_cache_and_loads_from_it(monkeypatch):
     calls: list[tuple[str, str]] = []
 
     def fake_run(cmd, env, **kwargs):
-        assert cmd[-1] == "hybrid_gp.bench.first_call"
+        floor = cmd[-1] == "--floor"
+        assert cmd[cmd.index("-m") + 1] == "hybrid_gp.bench.first_call"
         directory = env["NUMBA_CACHE_DIR"]
-        label = "warm" if any(d == directory for d, _ in calls) else "cold"
+        seen = [label for d, label in calls if d == directory]
+        label = ("floor " if floor else "") + ("warm" if any(
+            (lab.startswith("floor")) == floor for lab in seen) else "cold")
         calls.append((directory, label))
-        seconds = 4.0 if label == "cold" else 0.4
-        line = json.dumps({k: seconds for k in ("evaluate_s", "evaluate_cpu_s",
-                                                "fitness_s", "fitness_cpu_s")})
+        seconds = (4.0 if label.endswith("cold") else 0.5) - (0.25 if floor else 0.0)
+        keys = (("floor_s", "floor_cpu_s") if floor else
+                ("evaluate_s", "evaluate_cpu_s", "fitness_s", "fitness_cpu_s"))
+        line = json.dumps({k: seconds for k in keys})
         return subprocess.CompletedProcess(cmd, 0, stdout=line + "\n", stderr="")
 
     monkeypatch.setattr(bench_eval.subprocess, "run", fake_run)
     out = bench_eval.compile_times(repeats=3)
-    assert [label for _, label in calls] == ["cold", "warm"] * 3
+    assert [label for _, label in calls] == ["cold", "warm", "floor cold", "floor warm"] * 3
     assert len({d for d, _ in calls}) == 3
-    assert len(out["cold"]) == len(out["warm"]) == 3
+    assert len(out["cold"]) == len(out["warm"]) == len(out["floor"]) == 3
     assert {r["evaluate_s"] for r in out["cold"]} == {4.0}
+    assert {r["floor_s"] for r in out["floor"]} == {0.25}  # the floor's warm runs only
+    assert bench_eval._above(out["warm"], out["floor"]) == "0.250 s"
+
+
+def test_the_floor_kernel_first_call_runs_in_a_fresh_process(tmp_path):
+    import os
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    for _ in range(2):  # cold, then from the cache
+        proc = subprocess.run([sys.executable, "-m", "hybrid_gp.bench.first_call", "--floor"],
+                              env=env, capture_output=True, text=True, check=True)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert set(out) == {"floor_s", "floor_cpu_s"} and out["floor_s"] > 0
+    assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize(("values", "expected"), [

@@ -160,17 +160,21 @@ FIRST_CALL_REPEATS = 3  # fresh caches; the median and the range are printed
 
 def compile_times(repeats: int = FIRST_CALL_REPEATS) -> dict:
     """First-call times in fresh processes, `repeats` times: cold (an empty cache
-    directory of its own), then warm (a second process on that directory). One
-    figure of a few seconds on a shared machine can be off by half a second, so the
-    median is the figure and the range is printed beside it."""
-    out: dict[str, list[dict]] = {"cold": [], "warm": []}
+    directory of its own), then warm (a second process on that directory), then the
+    floor: a one-line cached kernel's warm first call on the same directory
+    (first_call --floor). One figure of a few seconds on a shared machine can be off
+    by half a second, so the median is the figure and the range is printed beside it."""
+    out: dict[str, list[dict]] = {"cold": [], "warm": [], "floor": []}
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as cache:
             env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-            for label in ("cold", "warm"):
-                proc = subprocess.run([sys.executable, "-m", "hybrid_gp.bench.first_call"],
-                                      env=env, capture_output=True, text=True, check=True)
-                out[label].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            for label, flags in (("cold", []), ("warm", []), (None, ["--floor"]),
+                                 ("floor", ["--floor"])):
+                proc = subprocess.run(
+                    [sys.executable, "-m", "hybrid_gp.bench.first_call", *flags], env=env,
+                    capture_output=True, text=True, check=True)
+                if label is not None:  # the floor kernel's cold run only fills the cache
+                    out[label].append(json.loads(proc.stdout.strip().splitlines()[-1]))
     return out
 
 
@@ -181,6 +185,13 @@ def _spread(runs: list[dict], key: str, digits: int) -> str:
     if len(values) > 1:
         text += f" ({values[0]:.{digits}f}-{values[-1]:.{digits}f}, {len(values)} runs)"
     return text
+
+
+def _above(ours: list[dict], floor: list[dict]) -> str:
+    """Median of our warm first call minus the floor's, repeat by repeat (each pair ran
+    one after the other on the same cache directory)."""
+    gaps = [o["evaluate_s"] - f["floor_s"] for o, f in zip(ours, floor, strict=True)]
+    return f"{float(np.median(gaps)):.3f} s"
 
 
 def _targets(figures: list[dict], compiled: dict | None) -> None:
@@ -228,6 +239,11 @@ def _targets(figures: list[dict], compiled: dict | None) -> None:
               f"{_spread(c, 'fitness_s', 2)}")
         print(f"  warm-cache first call <= 0.5 s: evaluate {_spread(w, 'evaluate_s', 3)}, "
               f"fitness {_spread(w, 'fitness_s', 3)}")
+        if compiled.get("floor"):
+            f = compiled["floor"]
+            print(f"    beside it, any cached Numba kernel's first call here (a one-line "
+                  f"kernel, numba's import included): {_spread(f, 'floor_s', 3)}; ours "
+                  f"above that floor: {_above(w, f)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
