@@ -29,6 +29,10 @@ def test_bench_run_reports_both_contenders(capsys):
     assert re.match(r"rows\s+20 threads 1: hybrid_gp\s+[\d,]+ children/s", line), line
     assert re.search(r"\|\s*pyoperon\s+[\d,]+ evaluations/s \| ratio children [\d.]+x, "
                      r"real [\d.]+x$", line), line
+    spread = [line for line in out.splitlines() if "by round (seed)" in line]
+    assert len(spread) == 1
+    assert re.search(r"hybrid_gp [\d,]+-[\d,]+ children/s \| pyoperon [\d,]+-[\d,]+ "
+                     r"evaluations/s$", spread[0]), spread[0]
 
 
 def test_the_20_row_problem_is_nguyen_7_itself_and_other_sizes_follow_its_formula():
