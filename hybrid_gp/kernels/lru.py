@@ -24,17 +24,22 @@ from numba import njit
 from .structural import _mix
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# The per-key helpers never allocate, so they are compiled without reference counting:
+# Numba otherwise increments and decrements an atomic count for every array passed to
+# them, which made a touch cost ten times its list surgery (as in the interpreter and
+# the breeder; docs/kernels.md).
+_HOT = dict(_JIT, _nrt=False)
 
 SIZE, HEAD, TAIL, CAPACITY = 0, 1, 2, 3  # fields of `meta`
 _SALT = np.uint64(0xC2B2AE3D27D4EB4F)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _home(hi, lo, mask):
     return np.int64(_mix(lo ^ _mix(hi ^ _SALT)) & mask)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _find(index, keys, hi, lo):
     """(entry id or -1, the index slot holding it or the empty slot ending its run)."""
     m = len(index) - 1
@@ -48,7 +53,7 @@ def _find(index, keys, hi, lo):
         j = (j + 1) & m
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _delete_slot(index, keys, i):
     """Empty index slot i, shifting back the entries after it whose home allows."""
     m = len(index) - 1
@@ -66,7 +71,7 @@ def _delete_slot(index, keys, i):
     index[i] = -1
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _unlink(prev, nxt, meta, e):
     p, n = prev[e], nxt[e]
     if p >= 0:
@@ -79,7 +84,7 @@ def _unlink(prev, nxt, meta, e):
         meta[TAIL] = p
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _append(prev, nxt, meta, e):
     t = meta[TAIL]
     prev[e] = t
@@ -91,7 +96,7 @@ def _append(prev, nxt, meta, e):
     meta[TAIL] = e
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _touch(prev, nxt, meta, e):
     if meta[TAIL] != e:
         _unlink(prev, nxt, meta, e)

@@ -34,6 +34,8 @@ from .lru import CAPACITY, HEAD, SIZE, _append, _delete_slot, _find, _touch, _un
 from .structural import _combine, _mix, _value_bits
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# Per-node helpers that never allocate: no reference counting (see kernels/lru.py).
+_HOT = dict(_JIT, _nrt=False)
 
 
 def _op_costs() -> np.ndarray:
@@ -66,7 +68,7 @@ _SALT_CONST = np.uint64(0x85EBCA6BE6546B64)
 _SALT_OP = np.uint64(0xD6E8FEB86659FD93)
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def node_hashes(codes, start, end, consts, const_start, arity, op_cost, h1, h2, ends, cost,
                 first_const, stack, scratch, scratch_bits):
     """For every node i of codes[start:end] (i relative to start): the two words of
@@ -113,7 +115,7 @@ def node_hashes(codes, start, end, consts, const_start, arity, op_cost, h1, h2, 
         sp += 1
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _use(index, keys, prev, nxt, meta, stamp, born, batch_no, hi, lo, allow_new):
     """The slot holding key (hi, lo), now the most recent and stamped; -1 when absent
     or (allow_new false) made in this batch."""
@@ -125,7 +127,7 @@ def _use(index, keys, prev, nxt, meta, stamp, born, batch_no, hi, lo, allow_new)
     return e
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _claim(index, keys, prev, nxt, meta, stamp, born, batch_no, hi, lo):
     """A slot for a new key: a free one, or the least recently used when that one was
     not used in this batch; -1 when none can be had. The key must be absent."""
@@ -149,14 +151,14 @@ def _claim(index, keys, prev, nxt, meta, stamp, born, batch_no, hi, lo):
     return e
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _count_load(counts, nodes, cost):
     counts[0] += 1
     counts[1] += nodes
     counts[3] += cost
 
 
-@njit(**_JIT)
+@njit(**_HOT)
 def _emit(i, stop, start, codes, consts, const_start, h1, h2, ends, cost, first_const,
           table, batch_no, allow_new, base, out_codes, w, out_consts, wc, counts):
     """Write nodes i..stop-1 to out_codes[w:] (constants to out_consts[wc:]), each
