@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .constraints import ROOT, allowed, child_context
+from .constraints import ROOT, child_context, tables
 from .errors import ConfigError
 from .grammar import NEVER, Grammar, completion_heights, load_grammar
 from .program import CONST, Program, var_code
@@ -72,6 +72,9 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
     codes: list[int] = []
     consts: list[float] = []
     constrained = bool(grammar.constraints)
+    if constrained:
+        group_array, forbidden_array = tables(grammar)
+        groups, forbidden = group_array.tolist(), forbidden_array.tolist()
     todo: list[tuple[str, int, tuple[int, int]]] = [(want, 0, context)]
     while todo:
         t, d, ctx = todo.pop()
@@ -79,7 +82,9 @@ def random_codes(grammar: Grammar, rng: np.random.Generator, n_features: int, *,
         left = max_depth - d
         feasible = [i for i, h in zip(ch.prims, ch.heights, strict=True) if h <= left]
         if constrained:
-            permitted = [i for i in feasible if allowed(grammar, i, ctx)]
+            mask, parent = ctx  # constraints.allowed, with the tables looked up once
+            permitted = [i for i in feasible if not (groups[i] & mask)
+                         and not (parent >= 0 and forbidden[parent][i])]
             if permitted or (ch.has_var and n_features > 0) or ch.has_const:
                 feasible = permitted
         can_var = ch.has_var and n_features > 0
