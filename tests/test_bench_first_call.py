@@ -52,6 +52,15 @@ def test_the_floor_kernel_first_call_runs_in_a_fresh_process(tmp_path):
     assert any(p.suffix == ".nbi" for p in tmp_path.rglob("*"))
 
 
+def test_the_floor_kernel_agrees_with_its_numpy_twin():
+    import numpy as np
+
+    from hybrid_gp.bench.floor_kernel import add_one
+
+    x = np.array([np.nan, np.inf, -np.inf, -1.0, 0.0, 1.5e308, 2.0**-1074])
+    np.testing.assert_array_equal(add_one(x), x + 1.0)
+
+
 @pytest.mark.parametrize(("values", "expected"), [
     ([4.41, 4.02, 5.33], "4.41 s (4.02-5.33, 3 runs)"),
     ([0.713], "0.71 s"),
